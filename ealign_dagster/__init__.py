@@ -1,0 +1,1 @@
+"""ealign: emergent alignment from constitutional fine-tuning, as a Dagster pipeline."""

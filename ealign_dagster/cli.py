@@ -1,0 +1,208 @@
+"""`ealign`: run the graph for a profile, open the UI, query results, find the report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+DAGSTER_YAML = """\
+# Written by ealign: runs and their logs persist here, so the UI shows them after restarts.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    # DuckDB writers and training steps run one at a time on a machine (pools `duckdb`, `train`).
+    default_limit: 1
+"""
+
+
+def _setup_home(home: str | None, profile: str | None = None) -> Path:
+    root = Path(home or os.environ.get("EALIGN_HOME", ".ealign")).resolve()
+    dagster_home = root / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    cfg = dagster_home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text(DAGSTER_YAML)
+    os.environ["EALIGN_HOME"] = str(root)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    if profile:
+        os.environ["EALIGN_PROFILE"] = profile
+    return root
+
+
+def plan(defs, select: str | None):
+    """Materializable assets in the selection, in dependency order, grouped into runs: one run per
+    unpartitioned layer, one run per partition key of a partitioned layer."""
+    import dagster as dg
+
+    graph = defs.resolve_asset_graph()
+    selection = dg.AssetSelection.from_string(select) if select else dg.AssetSelection.all()
+    keys = selection.resolve(graph)
+    order = [k for level in graph.toposorted_asset_keys_by_level for k in level if k in keys]
+    order = [k for k in order if graph.get(k).is_materializable]
+    layers: list[tuple[object, list]] = []
+    for k in order:
+        pdef = graph.get(k).partitions_def
+        if layers and layers[-1][0] == pdef:
+            layers[-1][1].append(k)
+        else:
+            layers.append((pdef, [k]))
+    observable = [k for k in graph.get_all_asset_keys() if graph.get(k).is_observable and not graph.get(k).is_materializable]
+    return observable, layers
+
+
+def _failures(result) -> list[str]:
+    out = []
+    for ev in result.get_step_failure_events():
+        err = ev.step_failure_data.error
+        msg = (err.cause.message if err and err.cause else err.message if err else "").strip()
+        out.append(f"step {ev.step_key} failed: {msg.splitlines()[-1] if msg else ''}")
+    for ev in result.get_asset_check_evaluations():
+        if not ev.passed:
+            md = ev.metadata
+            rows = md.get("failing_rows")
+            out.append(
+                f"check {ev.asset_key.to_user_string()}.{ev.check_name} failed"
+                f"{' for ' + str(md['scope'].value) if 'scope' in md else ''}: "
+                f"{md['unexpected_count'].value if 'unexpected_count' in md else '?'} rows, e.g. "
+                f"{str(rows.value[:3]) if rows is not None else ''}"
+            )
+    return out
+
+
+def cmd_run(args) -> int:
+    _setup_home(args.home, args.profile)
+    import dagster as dg
+
+    from ealign_dagster.config import load_profile
+    from ealign_dagster.definitions import defs as load_defs
+
+    load_profile(args.profile)  # a bad profile fails here, before any run starts
+    defs = load_defs()
+    instance = dg.DagsterInstance.get()
+    all_assets = list(defs.assets or []) + list(defs.asset_checks or [])
+    resources = defs.resources
+    observable, layers = plan(defs, args.select)
+    tags = {"ealign/profile": args.profile}
+
+    def run(selection, partition_key=None) -> bool:
+        result = dg.materialize(
+            all_assets, selection=selection, partition_key=partition_key, instance=instance,
+            resources=resources, raise_on_error=False, tags=tags,
+        )
+        if not result.success or any(not e.passed for e in result.get_asset_check_evaluations()):
+            for line in _failures(result) or [f"run {result.run_id} failed"]:
+                print(f"ealign: {line}", file=sys.stderr)
+            return False
+        return True
+
+    if observable and not run(observable):
+        return 1
+    for pdef, keys in layers:
+        for key in pdef.get_partition_keys(dynamic_partitions_store=instance) if pdef else [None]:
+            if not run(keys, key):
+                return 1
+    _print_summary()
+    return 0
+
+
+def _print_summary() -> None:
+    from ealign_dagster.paths import db_path
+    from ealign_dagster.store import Store
+
+    store = Store(db_path())
+    for title, sql in [
+        ("split sizes", "SELECT scope, role, count(*) AS n, count(DISTINCT category) AS categories FROM splits GROUP BY ALL ORDER BY ALL"),
+        ("filter drops", "SELECT scope, reason, count(*) AS dropped FROM split_audit GROUP BY ALL ORDER BY ALL"),
+    ]:
+        try:
+            df = store.query(sql, read_only=True)
+        except Exception:
+            continue
+        print(f"\n== {title} ==\n{df.to_string(index=False)}")
+
+
+def cmd_sql(args) -> int:
+    _setup_home(args.home)
+    import duckdb
+
+    from ealign_dagster.paths import db_path
+    from ealign_dagster.store import Store
+
+    try:
+        df = Store(db_path()).query(args.sql, read_only=True)
+    except (duckdb.Error, FileNotFoundError) as e:
+        print(f"ealign sql: {e}", file=sys.stderr)
+        return 1
+    if args.csv:
+        df.to_csv(sys.stdout, index=False)
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200):
+            print(df.to_string(index=False))
+    return 0
+
+
+def cmd_ui(args) -> int:
+    _setup_home(args.home, args.profile)
+    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "ealign_dagster.definitions", "-h", "127.0.0.1", "-p", str(args.port)]
+    return subprocess.call(cmd)
+
+
+def cmd_report(args) -> int:
+    root = _setup_home(args.home)
+    reports = sorted((root / "artifacts" / "reports").glob("*.html"), key=lambda p: p.stat().st_mtime)
+    if not reports:
+        print(f"ealign report: no report under {root / 'artifacts' / 'reports'} yet", file=sys.stderr)
+        return 1
+    print(reports[-1])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ealign", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    home = {"help": "run home (default: $EALIGN_HOME or ./.ealign)"}
+
+    p = sub.add_parser("run", help="materialize the graph (all partitions) for a profile")
+    p.add_argument("--profile", default="demo", help="tiny | demo | paper | path/to/profile.yaml")
+    p.add_argument("--home", **home)
+    p.add_argument("--select", help="Dagster asset selection, e.g. 'splits' or '+splits'")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("ui", help="Dagster UI and daemon on 127.0.0.1")
+    p.add_argument("--home", **home)
+    p.add_argument("--profile", default=os.environ.get("EALIGN_PROFILE", "demo"))
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(fn=cmd_ui)
+
+    p = sub.add_parser("sql", help="read-only SQL on results.duckdb")
+    p.add_argument("--home", **home)
+    p.add_argument("--csv", action="store_true", help="CSV with a header row")
+    p.add_argument("sql")
+    p.set_defaults(fn=cmd_sql)
+
+    p = sub.add_parser("report", help="path of the latest HTML report")
+    p.add_argument("--home", **home)
+    p.set_defaults(fn=cmd_report)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except Exception as e:  # input errors: one clear line, no traceback
+        from ealign_dagster.inputs import InputError
+
+        if isinstance(e, (InputError, FileNotFoundError)):
+            print(f"ealign: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Versioned inputs (observable, data version = content hash) and the unified `prompts` table."""
+
+import dagster as dg
+import pandas as pd
+
+from ealign_dagster.inputs import constitution_paths, load_constitutions, load_taxonomy, taxonomy_path
+from ealign_dagster.meta import counts_md, table_metadata
+from ealign_dagster.paths import file_version, tree_version, value_version
+from ealign_dagster.resources import ProfileResource, StoreResource
+from ealign_dagster.store import Lineage, data_version
+
+
+@dg.observable_source_asset(group_name="inputs")
+def taxonomy_file() -> dg.ObserveResult:
+    """assets/taxonomy.yaml: categories, scopes and the held-out map (validated on observation)."""
+    taxonomy = load_taxonomy()
+    return dg.ObserveResult(
+        data_version=dg.DataVersion(file_version(taxonomy_path())),
+        metadata={"categories": len(taxonomy.categories), "scopes": ", ".join(taxonomy.scopes)},
+    )
+
+
+@dg.observable_source_asset(group_name="inputs")
+def constitution_files() -> dg.ObserveResult:
+    """assets/constitutions/*.yaml: one ethical constitution per file (schema-validated)."""
+    constitutions = load_constitutions()
+    paths = constitution_paths()
+    return dg.ObserveResult(
+        data_version=dg.DataVersion(tree_version(paths)),
+        metadata={
+            "files": dg.MetadataValue.md(
+                "\n".join(f"- {p.name}: {file_version(p)}, {len(constitutions[p.stem].principles)} principles" for p in paths)
+            )
+        },
+    )
+
+
+@dg.observable_source_asset(group_name="inputs")
+def prompt_source_files(profile: ProfileResource) -> dg.ObserveResult:
+    """The files behind the profile's prompt sources (benchmark packs, local files)."""
+    from ealign_dagster.sources import source_files
+
+    versions = {s.name: tree_version(source_files(s)) for s in profile.load().prompts.sources}
+    return dg.ObserveResult(
+        data_version=dg.DataVersion(value_version(versions)),
+        metadata={"sources": counts_md(versions, "source", "version")},
+    )
+
+
+@dg.asset(
+    deps=[taxonomy_file, prompt_source_files],
+    group_name="sources",
+    pool="duckdb",
+    kinds={"duckdb"},
+)
+def prompts(context: dg.AssetExecutionContext, profile: ProfileResource, store: StoreResource) -> dg.MaterializeResult:
+    """Every prompt of every source under one taxonomy, with a stable id and where its label came from."""
+    from ealign_dagster.prompts import build_prompts
+    from ealign_dagster.sources import source_files
+
+    cfg = profile.load()
+    df, versions, counts = build_prompts(cfg.prompts, load_taxonomy(), log=context.log.info)
+    files = pd.DataFrame(
+        [
+            {"source": s.name, "path": str(f), "version": versions[s.name], "file_version": file_version(f)}
+            for s in cfg.prompts.sources
+            for f in source_files(s)
+        ],
+        columns=["source", "path", "version", "file_version"],
+    )
+    inputs = {
+        "taxonomy": file_version(taxonomy_path()),
+        "profile": profile.version(),
+        **{f"source:{k}": v for k, v in versions.items()},
+    }
+    version = data_version(df)
+    lineage = Lineage(context.run_id, "prompts", "", inputs)
+    store.get().replace_many([("prompts", df, {}), ("source_files", files, {})], lineage, version)
+    by_origin = df.groupby(["source", "label_origin"]).size()
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
+        metadata={
+            **table_metadata(df, ["prompt_id", "source", "role", "category", "label_origin", "text"]),
+            "by_source_and_origin": counts_md({f"{s} / {o}": int(n) for (s, o), n in by_origin.items()}),
+            "by_category": counts_md(df.groupby("category").size().to_dict()),
+            "dropped": counts_md({k: v for k, v in counts.items() if k.endswith(("duplicate", "excluded", "threshold"))}),
+            "data_version": version,
+        },
+    )

@@ -1,0 +1,55 @@
+"""Blocking Great Expectations checks on each scope's split; failures name the offending rows."""
+
+import dagster as dg
+
+from ealign_dagster.defs.splits.assets import splits
+from ealign_dagster.partitions import SCOPES
+from ealign_dagster.resources import ProfileResource, StoreResource
+from ealign_dagster.validation import SPLIT_CHECKS
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(name, asset=splits, description=text, blocking=True, partitions_def=SCOPES)
+        for name, text in SPLIT_CHECKS.items()
+    ],
+    pool="duckdb",
+)
+def split_expectations(context: dg.AssetCheckExecutionContext, profile: ProfileResource, store: StoreResource):
+    """Re-reads the written split, recomputes similarities independently, validates with GX."""
+    from ealign_dagster.inputs import load_taxonomy
+    from ealign_dagster.splitdata import load_prompts_with_vectors
+    from ealign_dagster.splits import held_out_anchors
+    from ealign_dagster.validation import split_frames, validate_frames
+
+    scope = context.partition_key
+    cfg = profile.load()
+    taxonomy = load_taxonomy()
+    db = store.get()
+    prompts, vecs = load_prompts_with_vectors(db, cfg.prompts.embedding_model)
+    rows = db.query(
+        "SELECT s.scope, s.role, s.prompt_id, s.category, p.text FROM splits s"
+        " LEFT JOIN prompts p USING (prompt_id) WHERE s.scope = ?",
+        [scope],
+    )
+    pos = {pid: i for i, pid in enumerate(prompts["prompt_id"])}
+    idx = [pos.get(pid, -1) for pid in rows["prompt_id"]]
+    row_vecs = vecs[idx]
+    anchors = held_out_anchors(prompts, taxonomy.held_out(scope))
+    held = (row_vecs @ vecs[anchors].T).max(axis=1) if anchors.any() else 0.0 * row_vecs[:, 0]
+    is_eval = (prompts["role"] == "eval").to_numpy()
+    ev = (row_vecs @ vecs[is_eval].T).max(axis=1) if is_eval.any() else 0.0 * row_vecs[:, 0]
+    outcomes = validate_frames(split_frames(scope, rows, held, ev, taxonomy, cfg.splits), list(SPLIT_CHECKS))
+    for name, o in outcomes.items():
+        yield dg.AssetCheckResult(
+            check_name=name,
+            asset_key=splits.key,
+            passed=o.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "scope": scope,
+                "unexpected_count": o.unexpected_count,
+                "failing_rows": dg.MetadataValue.json(o.failing),
+                "expectations": ", ".join(o.expectations),
+            },
+        )

@@ -1,0 +1,33 @@
+CREATE TABLE IF NOT EXISTS splits (
+    scope               VARCHAR NOT NULL,
+    role                VARCHAR NOT NULL,  -- train | eval
+    prompt_id           VARCHAR NOT NULL,
+    source              VARCHAR NOT NULL,
+    source_version      VARCHAR NOT NULL,
+    category            VARCHAR NOT NULL,
+    category_role       VARCHAR NOT NULL,  -- trained | held_out | other (for this scope)
+    held_out            BOOLEAN NOT NULL,
+    functional_category VARCHAR,
+    held_out_similarity DOUBLE,            -- train rows: max cosine to any held-out-category prompt
+    eval_similarity     DOUBLE,            -- train rows: max cosine to any evaluation prompt
+    split_version       VARCHAR NOT NULL,  -- data version of this scope's split
+    run_id              VARCHAR NOT NULL,
+    asset_key           VARCHAR NOT NULL,
+    partition_key       VARCHAR NOT NULL,
+    input_versions      JSON
+);
+
+-- Every prompt a filter removed from a scope's training pool, and why.
+CREATE TABLE IF NOT EXISTS split_audit (
+    scope          VARCHAR NOT NULL,
+    prompt_id      VARCHAR NOT NULL,
+    source         VARCHAR,
+    category       VARCHAR,
+    reason         VARCHAR NOT NULL,  -- label | unassigned | held_out_similarity | contamination | length
+    score          DOUBLE,            -- similarity, confidence or length behind the decision
+    threshold      DOUBLE,
+    run_id         VARCHAR NOT NULL,
+    asset_key      VARCHAR NOT NULL,
+    partition_key  VARCHAR NOT NULL,
+    input_versions JSON
+);
