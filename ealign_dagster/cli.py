@@ -19,6 +19,10 @@ concurrency:
 """
 
 
+# The console shows INFO and above (progress lines); DEBUG events stay in the instance for the UI.
+LOG_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
 def _setup_home(home: str | None, profile: str | None = None) -> Path:
     root = Path(home or os.environ.get("EALIGN_HOME", ".ealign")).resolve()
     dagster_home = root / "dagster"
@@ -93,7 +97,7 @@ def cmd_run(args) -> int:
     def run(selection, partition_key=None) -> bool:
         result = dg.materialize(
             all_assets, selection=selection, partition_key=partition_key, instance=instance,
-            resources=resources, raise_on_error=False, tags=tags,
+            resources=resources, raise_on_error=False, tags=tags, run_config=LOG_INFO,
         )
         if not result.success or any(not e.passed for e in result.get_asset_check_evaluations()):
             for line in _failures(result) or [f"run {result.run_id} failed"]:

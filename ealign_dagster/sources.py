@@ -174,8 +174,15 @@ def _read_table(cfg: SourceConfig, files: list[Path]) -> tuple[list[RawPrompt], 
         located = [(cfg.path, i + 1, r) for i, r in enumerate(records)]
     else:
         located = [(f, i + 1, r) for f in files for i, r in enumerate(_table_rows(cfg, f))]
-    rows = []
+    rows, ids = [], {}
     for where, n, r in located:
+        if cfg.id_column:
+            rid = r.get(cfg.id_column)
+            if rid in (None, ""):
+                raise InputError(f"{where}: row {n}: field '{cfg.id_column}' is empty")
+            if rid in ids:
+                raise InputError(f"{where}: rows {ids[rid]} and {n}: field '{cfg.id_column}': duplicate id '{rid}'")
+            ids[rid] = n
         if cfg.text_column not in r:
             raise InputError(
                 f"{where}: row {n}: field '{cfg.text_column}' missing "
@@ -191,7 +198,8 @@ def _read_table(cfg: SourceConfig, files: list[Path]) -> tuple[list[RawPrompt], 
                 raise InputError(f"{where}: row {n}: field '{cfg.category_column}' is empty")
             labels = [str(value)]
         sub = r.get(cfg.subcategory_column) if cfg.subcategory_column else None
-        rows.append(RawPrompt(text=text, labels=labels, subcategory=sub, source_ref=f"{Path(str(where)).name}:{n}"))
+        ref = str(r[cfg.id_column]) if cfg.id_column else f"{Path(str(where)).name}:{n}"
+        rows.append(RawPrompt(text=text, labels=labels, subcategory=sub, source_ref=ref))
     return rows, fingerprint
 
 

@@ -12,7 +12,7 @@ from ealign_dagster.inputs import Taxonomy
 
 SPLIT_COLUMNS = [
     "scope", "role", "prompt_id", "source", "source_version", "category", "category_role",
-    "held_out", "functional_category", "held_out_similarity", "eval_similarity",
+    "held_out", "functional_category", "held_out_similarity", "held_out_probability", "eval_similarity",
 ]
 AUDIT_COLUMNS = ["scope", "prompt_id", "source", "category", "reason", "score", "threshold"]
 
@@ -35,6 +35,22 @@ def held_out_anchors(prompts: pd.DataFrame, held_out: str | None) -> np.ndarray:
     if held_out is None:
         return np.zeros(len(prompts), dtype=bool)
     return ((prompts["category"] == held_out) & prompts["assigned"]).to_numpy()
+
+
+def held_out_probability(prompts: pd.DataFrame, vecs: np.ndarray, held_out: str | None, queries: np.ndarray) -> np.ndarray:
+    """Probability that each query embedding belongs to the held-out category, from a logistic
+    regression on embeddings fit to the evaluation prompts' labels (expert labels, and independent
+    of the training pools under test). Zeros when there is no held-out category."""
+    labelled = ((prompts["role"] == "eval") & prompts["category"].notna()).to_numpy()
+    cats = prompts.loc[labelled, "category"].to_numpy()
+    if held_out is None or len(queries) == 0 or held_out not in set(cats) or len(set(cats)) < 2:
+        return np.zeros(len(queries))
+    from sklearn.linear_model import LogisticRegression
+
+    # C=10 with balanced classes: flagged 4 of 6 hand-written chem/bio prompts at p >= 0.5 and none
+    # of the tiny profile's 111 harassment / illegal training prompts.
+    clf = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000).fit(vecs[labelled], cats)
+    return clf.predict_proba(queries)[:, list(clf.classes_).index(held_out)]
 
 
 def build_split(
@@ -67,10 +83,14 @@ def build_split(
         drop(weak, "unassigned", prompts["label_confidence"].to_numpy()[weak])
         alive &= ~weak
 
-    held_sim = np.zeros(len(prompts))
+    held_sim, held_p = np.zeros(len(prompts)), np.zeros(len(prompts))
     held_sim[alive] = max_similarity(vecs, alive, held_out_anchors(prompts, spec.held_out))
-    leak = alive & (held_sim >= cfg.leakage_threshold)
-    drop(leak, "held_out_similarity", held_sim[leak], cfg.leakage_threshold)
+    held_p[alive] = held_out_probability(prompts, vecs, spec.held_out, vecs[alive])
+    near = alive & (held_sim >= cfg.leakage_threshold)
+    looks = alive & ~near & (held_p >= cfg.leakage_probability)
+    drop(near, "held_out_similarity", held_sim[near], cfg.leakage_threshold)
+    drop(looks, "held_out_classifier", held_p[looks], cfg.leakage_probability)
+    leak = near | looks
     if cfg.leakage_action == "drop":
         alive &= ~leak
 
@@ -103,18 +123,21 @@ def build_split(
         )
     ]
 
-    sims = pd.DataFrame({"prompt_id": prompts["prompt_id"], "held_out_similarity": held_sim, "eval_similarity": eval_sim})
+    sims = pd.DataFrame({
+        "prompt_id": prompts["prompt_id"], "held_out_similarity": held_sim,
+        "held_out_probability": held_p, "eval_similarity": eval_sim,
+    })
     rows = []
     for role, ids in (("train", train_ids), ("eval", eval_ids)):
         part = prompts.set_index("prompt_id").loc[ids].reset_index()
         part["role"] = role
         rows.append(part)
     out = pd.concat(rows, ignore_index=True).merge(sims, on="prompt_id", how="left")
-    out.loc[out["role"] == "eval", ["held_out_similarity", "eval_similarity"]] = np.nan
+    out.loc[out["role"] == "eval", ["held_out_similarity", "held_out_probability", "eval_similarity"]] = np.nan
     out["scope"] = scope
     out["category_role"] = [taxonomy.category_role(scope, c) for c in out["category"]]
     out["held_out"] = out["category"] == spec.held_out
     counts = pd.DataFrame(audit, columns=AUDIT_COLUMNS)["reason"].value_counts().to_dict()
     if leak.any() and cfg.leakage_action == "keep":
-        counts["held_out_similarity_kept"] = int(leak.sum())
+        counts["held_out_leakage_kept"] = int(leak.sum())
     return out[SPLIT_COLUMNS], pd.DataFrame(audit, columns=AUDIT_COLUMNS), counts

@@ -14,7 +14,7 @@ from ealign_dagster.inputs import Taxonomy
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 SPLIT_CHECKS = {
-    "ids_unique_and_present": "prompt ids are non-null and unique within each role",
+    "ids_unique_and_present": "prompt ids are non-null, unique within each role, and in `prompts`",
     "categories_in_taxonomy": "every category is one of the taxonomy's",
     "narrow_scope_only_its_category": "training rows are only the scope's own categories",
     "no_held_out_leakage": "no training prompt is a held-out-category prompt or too similar to one",
@@ -79,13 +79,14 @@ def _plain(x):
 
 
 def split_frames(
-    scope: str, rows: pd.DataFrame, held_sim: np.ndarray, eval_sim: np.ndarray,
+    scope: str, rows: pd.DataFrame, held_sim: np.ndarray, held_p: np.ndarray, eval_sim: np.ndarray,
     taxonomy: Taxonomy, cfg: SplitsConfig,
 ) -> dict:
     """The frames and expectations behind SPLIT_CHECKS for one scope.
 
     rows: the scope's split rows joined with prompt text; held_sim / eval_sim: similarities of each
-    row to the held-out-category prompts and to the evaluation prompts, recomputed by the caller.
+    row to the held-out-category prompts and to the evaluation prompts, held_p: the held-out
+    classifier's probability; all recomputed by the caller from the written rows.
     """
     import great_expectations as gx
 
@@ -96,16 +97,22 @@ def split_frames(
     df["train_category"] = df["category"].where(train)
     df["train_prompt_id"] = df["prompt_id"].where(train)
     df["train_held_out_similarity"] = np.where(train, held_sim, np.nan)
+    df["train_held_out_probability"] = np.where(train, held_p, np.nan)
     df["train_eval_similarity"] = np.where(train, eval_sim, np.nan)
     eval_ids = sorted(df.loc[~train, "prompt_id"])
-    allowed = [c for c in spec.categories]
     row_expectations = [
         E.ExpectColumnValuesToNotBeNull(column="prompt_id", meta={"check": "ids_unique_and_present"}),
         E.ExpectCompoundColumnsToBeUnique(column_list=["role", "prompt_id"], meta={"check": "ids_unique_and_present"}),
+        # a split row whose prompt is gone from `prompts` has no text
+        E.ExpectColumnValuesToNotBeNull(column="text", meta={"check": "ids_unique_and_present"}),
         E.ExpectColumnValuesToBeInSet(column="category", value_set=list(taxonomy.categories), meta={"check": "categories_in_taxonomy"}),
-        E.ExpectColumnValuesToBeInSet(column="train_category", value_set=allowed, meta={"check": "narrow_scope_only_its_category"}),
+        E.ExpectColumnValuesToBeInSet(column="train_category", value_set=list(spec.categories), meta={"check": "narrow_scope_only_its_category"}),
         E.ExpectColumnValuesToBeBetween(
             column="train_held_out_similarity", max_value=cfg.leakage_threshold, strict_max=True,
+            meta={"check": "no_held_out_leakage"},
+        ),
+        E.ExpectColumnValuesToBeBetween(
+            column="train_held_out_probability", max_value=cfg.leakage_probability, strict_max=True,
             meta={"check": "no_held_out_leakage"},
         ),
         E.ExpectColumnValuesToNotBeInSet(column="train_prompt_id", value_set=eval_ids, meta={"check": "no_train_eval_overlap"}),

@@ -9,6 +9,7 @@ CREATE TABLE IF NOT EXISTS splits (
     held_out            BOOLEAN NOT NULL,
     functional_category VARCHAR,
     held_out_similarity DOUBLE,            -- train rows: max cosine to any held-out-category prompt
+    held_out_probability DOUBLE,           -- train rows: classifier probability of the held-out category
     eval_similarity     DOUBLE,            -- train rows: max cosine to any evaluation prompt
     split_version       VARCHAR NOT NULL,  -- data version of this scope's split
     run_id              VARCHAR NOT NULL,
@@ -23,7 +24,7 @@ CREATE TABLE IF NOT EXISTS split_audit (
     prompt_id      VARCHAR NOT NULL,
     source         VARCHAR,
     category       VARCHAR,
-    reason         VARCHAR NOT NULL,  -- label | unassigned | held_out_similarity | contamination | length
+    reason         VARCHAR NOT NULL,  -- label | unassigned | held_out_similarity | held_out_classifier | contamination | length
     score          DOUBLE,            -- similarity, confidence or length behind the decision
     threshold      DOUBLE,
     run_id         VARCHAR NOT NULL,

@@ -19,8 +19,10 @@ def split_expectations(context: dg.AssetCheckExecutionContext, profile: ProfileR
     """Re-reads the written split, recomputes similarities independently, validates with GX."""
     from ealign_dagster.inputs import load_taxonomy
     from ealign_dagster.splitdata import load_prompts_with_vectors
-    from ealign_dagster.splits import held_out_anchors
+    from ealign_dagster.splits import held_out_anchors, held_out_probability
     from ealign_dagster.validation import split_frames, validate_frames
+
+    import numpy as np
 
     scope = context.partition_key
     cfg = profile.load()
@@ -39,7 +41,11 @@ def split_expectations(context: dg.AssetCheckExecutionContext, profile: ProfileR
     held = (row_vecs @ vecs[anchors].T).max(axis=1) if anchors.any() else 0.0 * row_vecs[:, 0]
     is_eval = (prompts["role"] == "eval").to_numpy()
     ev = (row_vecs @ vecs[is_eval].T).max(axis=1) if is_eval.any() else 0.0 * row_vecs[:, 0]
-    outcomes = validate_frames(split_frames(scope, rows, held, ev, taxonomy, cfg.splits), list(SPLIT_CHECKS))
+    held_p = held_out_probability(prompts, vecs, taxonomy.held_out(scope), row_vecs[(rows["role"] == "train").to_numpy()])
+    train_p = np.zeros(len(rows))
+    train_p[(rows["role"] == "train").to_numpy()] = held_p
+    frames = split_frames(scope, rows, held, train_p, ev, taxonomy, cfg.splits)
+    outcomes = validate_frames(frames, list(SPLIT_CHECKS))
     for name, o in outcomes.items():
         yield dg.AssetCheckResult(
             check_name=name,

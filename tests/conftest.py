@@ -1,0 +1,34 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def embedding_cache(tmp_path_factory):
+    """One embedding cache for the whole session: each text is embedded once."""
+    path = tmp_path_factory.mktemp("embedding-cache")
+    os.environ["EALIGN_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh EALIGN_HOME."""
+    h = tmp_path / "home"
+    monkeypatch.setenv("EALIGN_HOME", str(h))
+    return h
+
+
+@pytest.fixture
+def assets_copy(tmp_path, monkeypatch):
+    """A private copy of assets/ that a test may edit."""
+    dst = tmp_path / "assets"
+    shutil.copytree(ROOT / "assets", dst)
+    monkeypatch.setenv("EALIGN_ASSETS", str(dst))
+    return dst

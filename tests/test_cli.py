@@ -1,0 +1,50 @@
+"""The CLI contract, run as a user would: separate processes, a persistent home."""
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(*args, check=True):
+    env = dict(os.environ)
+    env.pop("EALIGN_ASSETS", None)
+    p = subprocess.run([str(BIN / "ealign"), *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    if check:
+        assert p.returncode == 0, p.stderr[-3000:]
+    return p
+
+
+def test_run_tiny_then_sql(tmp_path):
+    home = str(tmp_path / "h")
+    out = _run("run", "--profile", "tiny", "--home", home).stdout
+    assert "== split sizes ==" in out
+    p = _run("sql", "--home", home, "--csv", "select scope, role, count(*) as n from splits group by all order by all")
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    assert [(r["scope"], r["role"]) for r in rows] == [
+        (s, r) for s in ("broad", "narrow_harassment", "narrow_illegal") for r in ("eval", "train")
+    ]
+    assert all(int(r["n"]) > 0 for r in rows)
+    # runs persist in the home's Dagster instance
+    assert any((Path(home) / "dagster").rglob("*.db"))
+    # read-only: writes are refused with a clear error and a non-zero exit
+    bad = _run("sql", "--home", home, "delete from splits", check=False)
+    assert bad.returncode == 1 and "read-only" in bad.stderr.lower()
+
+
+def test_cli_errors_are_one_clear_line(tmp_path):
+    p = _run("run", "--profile", "nosuch", "--home", str(tmp_path / "h"), check=False)
+    assert p.returncode == 2 and "nosuch.yaml: no such profile" in p.stderr and "Traceback" not in p.stderr
+    p = _run("sql", "--home", str(tmp_path / "empty"), "select 1", check=False)
+    assert p.returncode == 1 and "no results yet" in p.stderr
+
+
+def test_dg_check_defs_from_the_project_root():
+    p = subprocess.run([str(BIN / "dg"), "check", "defs"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "All definitions loaded successfully" in p.stdout + p.stderr
