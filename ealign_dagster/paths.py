@@ -63,3 +63,8 @@ def value_version(value) -> str:
     """Content hash of a JSON-able value."""
     blob = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def stable_int(*parts) -> int:
+    """A seed from any values, the same in every process (unlike hash() of a str)."""
+    return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)

@@ -1,0 +1,277 @@
+"""One chat-model layer, two backends (local transformers, OpenAI-compatible endpoints), one cache.
+
+Every generation is keyed by (model version, adapter, messages, sampling params, seed) and persisted
+as soon as its batch finishes, so re-running generates nothing new and an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ealign_dagster.config import ModelConfig
+from ealign_dagster.paths import artifacts_dir, stable_int
+
+
+@dataclass(frozen=True)
+class Request:
+    messages: tuple[tuple[str, str], ...]  # (role, content) pairs
+    max_new_tokens: int = 96
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int = 0
+    adapter: str | None = None
+
+    @staticmethod
+    def chat(messages: list[dict], **kw) -> "Request":
+        return Request(tuple((m["role"], m["content"]) for m in messages), **kw)
+
+    def as_messages(self) -> list[dict]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+
+@dataclass
+class Result:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool = False
+
+
+class EndpointError(RuntimeError):
+    """A non-retryable answer from an OpenAI-compatible endpoint."""
+
+
+class GenerationCache:
+    """SQLite key -> result; one file per home, safe across processes (WAL)."""
+
+    def __init__(self, path: Path | None = None):
+        root = Path(os.environ["EALIGN_CACHE"]) if os.environ.get("EALIGN_CACHE") else artifacts_dir() / "cache"
+        self.path = path or root / "generations.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, text TEXT, prompt_tokens INT,"
+                " completion_tokens INT, created REAL)"
+            )
+
+    def _connect(self):
+        return sqlite3.connect(self.path, timeout=60)
+
+    @staticmethod
+    def key(model_version: str, req: Request) -> str:
+        blob = json.dumps([model_version, asdict(req)], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def get_many(self, keys: list[str]) -> dict[str, Result]:
+        out = {}
+        with self._connect() as con:
+            for i in range(0, len(keys), 500):
+                part = keys[i : i + 500]
+                q = f"SELECT key, text, prompt_tokens, completion_tokens FROM generations WHERE key IN ({','.join('?' * len(part))})"
+                for k, t, p, c in con.execute(q, part):
+                    out[k] = Result(t, p, c, cached=True)
+        return out
+
+    def put_many(self, items: list[tuple[str, Result]]) -> None:
+        with self._lock, self._connect() as con:
+            con.executemany(
+                "INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?)",
+                [(k, r.text, r.prompt_tokens, r.completion_tokens, time.time()) for k, r in items],
+            )
+
+
+class LocalChat:
+    """transformers backend: the model loads once per process; batched, length-sorted, left-padded
+    generation; PEFT adapters attached and switched without reloading the base."""
+
+    _loaded: dict[tuple[str, str], tuple] = {}
+
+    def __init__(self, cfg: ModelConfig):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from ealign_dagster.models import resolve, weights_version
+
+        self.cfg = cfg
+        self.path = resolve(cfg.model)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(cfg.dtype)
+        if dtype is None:  # auto: bf16 on CUDA; fp32 on CPU (bf16 generation measured slower per token at batch 1)
+            dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        key = (self.path, str(dtype))
+        if key not in self._loaded:
+            tok = AutoTokenizer.from_pretrained(self.path)
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype).to(self.device).eval()
+            version = weights_version(Path(self.path)) if Path(self.path).is_dir() else self.path
+            self._loaded[key] = (tok, model, version, {})
+        self.tokenizer, self.model, self.version, self.adapters = self._loaded[key]
+
+    @property
+    def model_id(self) -> str:
+        return self.cfg.model
+
+    def use_adapter(self, name: str | None, path: str | None = None) -> None:
+        """Attach (once) and activate a LoRA adapter; None = the base model."""
+        if name is None:
+            if self.adapters:
+                self.model.base_model.disable_adapter_layers() if hasattr(self.model, "base_model") else None
+            return
+        from peft import PeftModel
+
+        if not self.adapters:
+            self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
+        elif name not in self.adapters:
+            self.model.load_adapter(path, adapter_name=name)
+        self.adapters[name] = path
+        self.model.base_model.enable_adapter_layers()
+        self.model.set_adapter(name)
+
+    def _encode(self, reqs: list[Request]):
+        texts = [self.tokenizer.apply_chat_template(r.as_messages(), add_generation_prompt=True, tokenize=False) for r in reqs]
+        return self.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+
+    def generate_batches(self, reqs: list[Request]) -> Iterator[tuple[list[int], list[Result]]]:
+        """Yield (indices, results) per batch; batches share sampling params and similar lengths."""
+        import torch
+
+        lengths = [len(self.tokenizer.apply_chat_template(r.as_messages(), add_generation_prompt=True, tokenize=False)) for r in reqs]
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(reqs):
+            groups.setdefault((r.max_new_tokens, r.temperature, r.top_p, r.adapter), []).append(i)
+        eos = self.tokenizer.eos_token_id
+        for (max_new, temp, top_p, adapter), idx in groups.items():
+            self.use_adapter(adapter, self.adapters.get(adapter)) if adapter else None
+            idx = sorted(idx, key=lambda i: lengths[i])
+            for b in range(0, len(idx), self.cfg.batch_size):
+                batch = idx[b : b + self.cfg.batch_size]
+                enc = self._encode([reqs[i] for i in batch]).to(self.device)
+                torch.manual_seed(stable_int(*(reqs[i].seed for i in batch)))
+                with torch.inference_mode():
+                    out = self.model.generate(
+                        **enc, max_new_tokens=max_new, do_sample=temp > 0,
+                        temperature=temp if temp > 0 else None, top_p=top_p if temp > 0 else None,
+                        pad_token_id=self.tokenizer.pad_token_id,
+                    )
+                new = out[:, enc["input_ids"].shape[1] :].tolist()
+                results = []
+                for row, i in zip(new, batch):
+                    n = row.index(eos) if eos in row else len(row)
+                    text = self.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
+                    results.append(Result(text, int(enc["attention_mask"][batch.index(i)].sum()), n))
+                yield batch, results
+
+    def logprobs(self, prompts: list[list[dict]], completions: list[str], batch_size: int = 8) -> list[float]:
+        """Sum of log-probabilities of each completion after its chat prompt."""
+        import torch
+
+        out = []
+        for b in range(0, len(prompts), batch_size):
+            heads = [self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts[b : b + batch_size]]
+            head_ids = [self.tokenizer(h, add_special_tokens=False)["input_ids"] for h in heads]
+            tail_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in completions[b : b + batch_size]]
+            seqs = [h + t for h, t in zip(head_ids, tail_ids)]
+            width = max(map(len, seqs))
+            pad = self.tokenizer.pad_token_id
+            ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+            for j, (h, t) in enumerate(zip(head_ids, tail_ids)):
+                out.append(float(logp[j, len(h) - 1 : len(h) - 1 + len(t)].sum()))
+        return out
+
+
+class OpenAIChat:
+    """Any OpenAI-compatible endpoint. The client retries 429, 5xx and timeouts with exponential
+    backoff and jitter (max_retries); other 4xx answers stop the run with the endpoint's message."""
+
+    def __init__(self, cfg: ModelConfig):
+        import openai
+
+        if not cfg.base_url:
+            raise ValueError(f"model '{cfg.model}': backend openai needs base_url")
+        self.cfg = cfg
+        self.client = openai.OpenAI(
+            base_url=cfg.base_url, api_key=os.environ.get(cfg.api_key_env) or "EMPTY",
+            timeout=cfg.timeout_s, max_retries=cfg.max_retries,
+        )
+        self.version = f"openai:{cfg.base_url}:{cfg.model}"
+
+    @property
+    def model_id(self) -> str:
+        return self.cfg.model
+
+    def _one(self, req: Request) -> Result:
+        import openai
+
+        try:
+            resp = self.client.chat.completions.create(
+                model=req.adapter or self.cfg.model, messages=req.as_messages(), max_tokens=req.max_new_tokens,
+                temperature=req.temperature, top_p=req.top_p, seed=req.seed,
+            )
+        except openai.APIStatusError as e:
+            raise EndpointError(f"{self.cfg.base_url} (model {req.adapter or self.cfg.model}): HTTP {e.status_code}: {e.message}") from None
+        except openai.APITimeoutError:
+            raise EndpointError(f"{self.cfg.base_url}: timed out after {self.cfg.timeout_s}s and {self.cfg.max_retries} retries") from None
+        except openai.APIConnectionError as e:
+            raise EndpointError(f"{self.cfg.base_url}: cannot connect ({e.__cause__ or e})") from None
+        usage = resp.usage
+        text = (resp.choices[0].message.content or "").strip()
+        return Result(text, getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
+
+    def generate_batches(self, reqs: list[Request]) -> Iterator[tuple[list[int], list[Result]]]:
+        with ThreadPoolExecutor(max_workers=self.cfg.max_concurrency) as pool:
+            futures = {pool.submit(self._one, r): i for i, r in enumerate(reqs)}
+            try:
+                for f in as_completed(futures):
+                    yield [futures[f]], [f.result()]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+
+
+def load_chat(cfg: ModelConfig):
+    return OpenAIChat(cfg) if cfg.backend == "openai" else LocalChat(cfg)
+
+
+def generate(chat, reqs: list[Request], cache: GenerationCache | None = None, log=None, what: str = "rows") -> list[Result]:
+    """Results for every request: cache hits first, the rest generated, each batch persisted at once."""
+    cache = cache or GenerationCache()
+    keys = [GenerationCache.key(chat.version, r) for r in reqs]
+    found = cache.get_many(list(set(keys)))
+    results: list[Result | None] = [found.get(k) for k in keys]
+    todo = [i for i, r in enumerate(results) if r is None]
+    waiting: dict[str, list[int]] = {}
+    for i in todo:
+        waiting.setdefault(keys[i], []).append(i)
+    firsts = [ids[0] for ids in waiting.values()]
+    if log:
+        log(f"{what}: {len(reqs) - len(todo)}/{len(reqs)} from cache, generating {len(firsts)}")
+    start, done, tokens = time.perf_counter(), 0, 0
+    for batch, outs in chat.generate_batches([reqs[i] for i in firsts]):
+        cache.put_many([(keys[firsts[j]], r) for j, r in zip(batch, outs)])
+        for j, r in zip(batch, outs):
+            for i in waiting[keys[firsts[j]]]:
+                results[i] = r
+        done += len(batch)
+        tokens += sum(r.completion_tokens for r in outs)
+        if log:
+            el = time.perf_counter() - start
+            eta = el / done * (len(firsts) - done)
+            log(f"{what}: {done}/{len(firsts)} generated, {tokens / max(el, 1e-9):.1f} tok/s, ETA {eta:.0f}s")
+    return results
