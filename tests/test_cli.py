@@ -32,6 +32,17 @@ def test_run_tiny_then_sql(tmp_path):
     assert all(int(r["n"]) > 0 for r in rows)
     # runs persist in the home's Dagster instance
     assert any((Path(home) / "dagster").rglob("*.db"))
+    # the CAI stage filled every constitution and every constitution x scope
+    p = _run("sql", "--home", home, "--csv", "select constitution, count(distinct scope) as scopes, count(*) as n from sft_examples group by all order by all")
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    assert [r["constitution"] for r in rows] == ["consequentialism", "deontology", "subordinate", "virtue"]
+    assert all(r["scopes"] == "3" and int(r["n"]) > 0 for r in rows)
+    p = _run("sql", "--home", home, "--csv", "select count(*) as n from sft_examples e join splits s on s.prompt_id = e.prompt_id and s.role = 'eval'")
+    assert p.stdout.splitlines()[1] == "0"
+    # a second run pays for nothing: every generation comes from the cache
+    p = _run("run", "--profile", "tiny", "--home", home, "--select", "key:initial_responses or key:cai_revisions")
+    generated = [int(line.rsplit("generating ", 1)[1]) for line in (p.stdout + p.stderr).splitlines() if "from cache, generating" in line]
+    assert len(generated) == 9 and sum(generated) == 0
     # read-only: writes are refused with a clear error and a non-zero exit
     bad = _run("sql", "--home", home, "delete from splits", check=False)
     assert bad.returncode == 1 and "read-only" in bad.stderr.lower()

@@ -7,7 +7,11 @@ import yaml
 
 from ealign_dagster.resources import ProfileResource, StoreResource
 
-EXPECTED_ASSETS = {"taxonomy_file", "constitution_files", "prompt_source_files", "prompts", "splits"}
+EXPECTED_ASSETS = {
+    "taxonomy_file", "constitution_files", "prompt_source_files", "prompts", "splits",
+    "base_model", "initial_responses", "cai_revisions", "sft_datasets",
+}
+SFT_CHECKS = {"sft_not_empty", "sft_no_eval_prompt", "sft_responses_nonempty_unique", "sft_token_length_bounds"}
 EXPECTED_CHECKS = {
     "ids_unique_and_present", "categories_in_taxonomy", "narrow_scope_only_its_category",
     "no_held_out_leakage", "no_train_eval_overlap", "min_rows_per_category", "prompt_length_bounds",
@@ -25,8 +29,11 @@ def test_definitions_load_with_expected_assets_and_checks():
     d = _defs()
     graph = d.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == EXPECTED_ASSETS
-    assert {c.name for c in graph.asset_check_keys} == EXPECTED_CHECKS
+    assert {c.name for c in graph.asset_check_keys} == EXPECTED_CHECKS | SFT_CHECKS
     assert graph.get(dg.AssetKey("splits")).partitions_def.get_partition_keys() == SCOPES
+    cons = graph.get(dg.AssetKey("cai_revisions")).partitions_def.get_partition_keys()
+    assert cons == ["consequentialism", "deontology", "subordinate", "virtue"]
+    assert len(graph.get(dg.AssetKey("sft_datasets")).partitions_def.get_partition_keys()) == 12
     assert all(spec.blocking for ad in d.asset_checks for spec in ad.check_specs)
 
 

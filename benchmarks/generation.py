@@ -1,0 +1,66 @@
+"""Local generation throughput: ealign's batched backend against a naive one-prompt-at-a-time loop of
+`model.generate`, same model, prompts and max new tokens, in one run. Prints tokens/s and the ratio.
+
+    python benchmarks/generation.py [--prompts 32] [--max-new-tokens 64] [--batch-sizes 8 16] [--dtypes float32 bfloat16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="offline:smollm2-135m-instruct")
+    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16])
+    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    ap.add_argument("--home", default=os.environ.get("EALIGN_HOME") or tempfile.mkdtemp(prefix="ealign-bench-"))
+    args = ap.parse_args()
+    os.environ["EALIGN_HOME"] = args.home
+
+    import torch
+
+    from ealign_dagster import models
+    from ealign_dagster.chat import LocalChat, Request
+    from ealign_dagster.config import ModelConfig, SourceConfig
+    from ealign_dagster.sources import read_source
+
+    if models.is_built(args.model):
+        models.build(args.model)
+    rows = read_source(SourceConfig(name="advbench", kind="advbench", limit=args.prompts)).rows
+    reqs = [Request.chat([{"role": "user", "content": r.text}], max_new_tokens=args.max_new_tokens, temperature=0.0) for r in rows]
+    print(f"model {args.model}, {len(reqs)} prompts, max_new_tokens {args.max_new_tokens}, torch threads {torch.get_num_threads()}, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
+
+    # Baseline: the naive loop, one prompt per generate call, fp32, greedy.
+    chat = LocalChat(ModelConfig(model=args.model, dtype="float32", batch_size=1))
+    tok, model = chat.tokenizer, chat.model
+    start, tokens = time.perf_counter(), 0
+    for r in reqs:
+        ids = tok.apply_chat_template(r.as_messages(), add_generation_prompt=True, return_tensors="pt", return_dict=True).to(chat.device)
+        with torch.inference_mode():
+            out = model.generate(**ids, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+        new = out[0, ids["input_ids"].shape[1]:].tolist()
+        tokens += new.index(tok.eos_token_id) if tok.eos_token_id in new else len(new)
+    base = tokens / (time.perf_counter() - start)
+    print(f"naive loop (fp32, batch 1): {tokens} tokens, {base:.1f} tok/s")
+
+    for dtype in args.dtypes:
+        for bs in args.batch_sizes:
+            chat = LocalChat(ModelConfig(model=args.model, dtype=dtype, batch_size=bs))
+            start, tokens = time.perf_counter(), 0
+            for _, results in chat.generate_batches(reqs):
+                tokens += sum(r.completion_tokens for r in results)
+            rate = tokens / (time.perf_counter() - start)
+            print(f"ealign batched ({dtype}, batch {bs}): {tokens} tokens, {rate:.1f} tok/s, ratio {rate / base:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests: scripted failures, counted requests."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Endpoint:
+    def __init__(self):
+        self.script: list = []  # per request, in order: 200 | 429 | 500 | 404 | ("sleep", s)
+        self.requests: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _send(self, code, body, headers=None):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except BrokenPipeError:
+                    pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with endpoint.lock:
+                    endpoint.requests.append(body)
+                    action = endpoint.script.pop(0) if endpoint.script else 200
+                    endpoint.in_flight += 1
+                    endpoint.max_in_flight = max(endpoint.max_in_flight, endpoint.in_flight)
+                try:
+                    if isinstance(action, tuple):
+                        time.sleep(action[1])
+                        action = 200
+                    else:
+                        time.sleep(0.05)  # long enough for concurrent requests to overlap
+                    if action == 429:
+                        return self._send(429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"retry-after-ms": "20"})
+                    if action == 500:
+                        return self._send(500, {"error": {"message": "boom", "type": "server_error"}})
+                    if action == 404:
+                        return self._send(404, {"error": {"message": f"model '{body['model']}' not found", "type": "not_found"}})
+                    last = body["messages"][-1]["content"]
+                    text = f"reply to: {last}"
+                    self._send(200, {
+                        "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": len(last.split()), "completion_tokens": len(text.split()), "total_tokens": 0},
+                    })
+                finally:
+                    with endpoint.lock:
+                        endpoint.in_flight -= 1
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
