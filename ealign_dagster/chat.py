@@ -107,7 +107,7 @@ class LocalChat:
         self.path = resolve(cfg.model)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(cfg.dtype)
-        if dtype is None:  # auto: bf16 on CUDA; fp32 on CPU (bf16 generation measured slower per token at batch 1)
+        if dtype is None:  # auto: bf16 on CUDA; fp32 on CPU (benchmarks/generation.py, 2 cores: bf16 29 vs fp32 66 tok/s)
             dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         key = (self.path, str(dtype))
         if key not in self._loaded:
@@ -116,26 +116,42 @@ class LocalChat:
                 tok.pad_token = tok.eos_token
             model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype).to(self.device).eval()
             version = weights_version(Path(self.path)) if Path(self.path).is_dir() else self.path
-            self._loaded[key] = (tok, model, version, {})
-        self.tokenizer, self.model, self.version, self.adapters = self._loaded[key]
+            self._loaded[key] = {"tokenizer": tok, "model": model, "version": version, "adapters": {}}
+        self.state = self._loaded[key]  # shared: every LocalChat of this model sees attached adapters
+        self.tokenizer, self.version = self.state["tokenizer"], self.state["version"]
+
+    @property
+    def model(self):
+        return self.state["model"]
 
     @property
     def model_id(self) -> str:
         return self.cfg.model
 
-    def use_adapter(self, name: str | None, path: str | None = None) -> None:
-        """Attach (once) and activate a LoRA adapter; None = the base model."""
-        if name is None:
-            if self.adapters:
-                self.model.base_model.disable_adapter_layers() if hasattr(self.model, "base_model") else None
+    def attach(self, name: str, path: str) -> None:
+        """Load a PEFT adapter next to the base weights (once); the base is not reloaded."""
+        adapters = self.state["adapters"]
+        if adapters.get(name) == path:
             return
         from peft import PeftModel
 
-        if not self.adapters:
-            self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
-        elif name not in self.adapters:
+        if not adapters:
+            self.state["model"] = PeftModel.from_pretrained(self.model, path, adapter_name=name).eval()
+        else:
+            if name in adapters:
+                self.model.delete_adapter(name)
             self.model.load_adapter(path, adapter_name=name)
-        self.adapters[name] = path
+        adapters[name] = path
+
+    def activate(self, name: str | None) -> None:
+        """Switch to an attached adapter, or to the base model (None)."""
+        adapters = self.state["adapters"]
+        if name is None:
+            if adapters:
+                self.model.base_model.disable_adapter_layers()
+            return
+        if name not in adapters:
+            raise KeyError(f"adapter '{name}' is not attached to {self.cfg.model}")
         self.model.base_model.enable_adapter_layers()
         self.model.set_adapter(name)
 
@@ -153,7 +169,7 @@ class LocalChat:
             groups.setdefault((r.max_new_tokens, r.temperature, r.top_p, r.adapter), []).append(i)
         eos = self.tokenizer.eos_token_id
         for (max_new, temp, top_p, adapter), idx in groups.items():
-            self.use_adapter(adapter, self.adapters.get(adapter)) if adapter else None
+            self.activate(adapter)
             idx = sorted(idx, key=lambda i: lengths[i])
             for b in range(0, len(idx), self.cfg.batch_size):
                 batch = idx[b : b + self.cfg.batch_size]
@@ -173,10 +189,11 @@ class LocalChat:
                     results.append(Result(text, int(enc["attention_mask"][batch.index(i)].sum()), n))
                 yield batch, results
 
-    def logprobs(self, prompts: list[list[dict]], completions: list[str], batch_size: int = 8) -> list[float]:
+    def logprobs(self, prompts: list[list[dict]], completions: list[str], batch_size: int = 8, adapter: str | None = None) -> list[float]:
         """Sum of log-probabilities of each completion after its chat prompt."""
         import torch
 
+        self.activate(adapter)
         out = []
         for b in range(0, len(prompts), batch_size):
             heads = [self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts[b : b + batch_size]]

@@ -57,8 +57,8 @@ class SplitsConfig(dg.Config):
 
     model_config = _FORBID
     seed: int = 0
-    broad_per_category: int = 12  # broad: this many per category (stratified)
-    narrow_size: int = 64  # narrow scopes: this many of the scope's category
+    broad_per_category: int = 4  # broad: this many per category (stratified)
+    narrow_size: int = 16  # narrow scopes: this many of the scope's category
     eval_per_category: int = 12  # evaluation set, per category (HarmBench)
     # Training prompts this similar to any held-out-category prompt leave that narrow scope.
     leakage_threshold: float = 0.72
@@ -90,13 +90,13 @@ class ModelConfig(dg.Config):
     max_concurrency: int = 4  # openai: requests in flight
     timeout_s: float = 120.0
     max_retries: int = 5  # openai: on 429, 5xx, timeouts (exponential backoff with jitter)
-    batch_size: int = 8  # local: sequences per generate call
+    batch_size: int = 16  # local: sequences per generate call (16: 6.2x a naive loop on 2 cores)
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # local; auto = bf16 on CUDA, fp32 on CPU
 
 
 class SamplingConfig(dg.Config):
     model_config = _FORBID
-    max_new_tokens: int = 96
+    max_new_tokens: int = 64
     temperature: float = 0.7
     top_p: float = 0.95
 
@@ -110,7 +110,7 @@ class CaiConfig(dg.Config):
     candidates: int = 2  # best-of-n revisions per prompt; the first accepted one is kept
     few_shot: int = 2  # the constitution's exemplars shown before the real chain
     initial: SamplingConfig = SamplingConfig()  # the student's helpful-only answer
-    critique: SamplingConfig = SamplingConfig(max_new_tokens=64)
+    critique: SamplingConfig = SamplingConfig(max_new_tokens=48)
     revision: SamplingConfig = SamplingConfig()
     judge: Literal["embedding", "prefix", "none"] = "embedding"
     min_chars: int = 20
