@@ -57,8 +57,8 @@ class SplitsConfig(dg.Config):
 
     model_config = _FORBID
     seed: int = 0
-    broad_per_category: int = 4  # broad: this many per category (stratified)
-    narrow_size: int = 16  # narrow scopes: this many of the scope's category
+    broad_per_category: int = 3  # broad: this many per category (stratified)
+    narrow_size: int = 12  # narrow scopes: this many of the scope's category
     eval_per_category: int = 12  # evaluation set, per category (HarmBench)
     # Training prompts this similar to any held-out-category prompt leave that narrow scope.
     leakage_threshold: float = 0.72
@@ -71,7 +71,7 @@ class SplitsConfig(dg.Config):
     leakage_action: Literal["drop", "keep"] = "drop"
     # Training prompts this similar to any evaluation prompt are near-duplicates (contamination).
     contamination_threshold: float = 0.85
-    min_rows_per_category: int = 5
+    min_rows_per_category: int = 3
     min_chars: int = 10
     max_chars: int = 6000
 
@@ -108,9 +108,9 @@ class CaiConfig(dg.Config):
     seed: int = 0
     rounds: int = 1  # critique/revision rounds per candidate
     candidates: int = 2  # best-of-n revisions per prompt; the first accepted one is kept
-    few_shot: int = 2  # the constitution's exemplars shown before the real chain
+    few_shot: int = 1  # the constitution's exemplars shown before the real chain (each ~330 tokens)
     initial: SamplingConfig = SamplingConfig()  # the student's helpful-only answer
-    critique: SamplingConfig = SamplingConfig(max_new_tokens=48)
+    critique: SamplingConfig = SamplingConfig(max_new_tokens=40)
     revision: SamplingConfig = SamplingConfig()
     judge: Literal["embedding", "prefix", "none"] = "embedding"
     min_chars: int = 20
@@ -127,6 +127,28 @@ class SftConfig(dg.Config):
     max_tokens: int = 512  # prompt + response tokens
 
 
+class TrainConfig(dg.Config):
+    """LoRA supervised fine-tuning of the student on one SFT dataset."""
+
+    model_config = _FORBID
+    seed: int = 0
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    learning_rate: float = 2e-4
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
+    warmup_ratio: float = 0.1
+    epochs: float = 2.0
+    max_steps: int = 0  # > 0 overrides epochs
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 512  # tokens; longer examples are cut
+    checkpoint_every: int = 10  # optimizer steps; a killed run resumes from the last one
+    gradient_checkpointing: bool = False
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+
+
 class Profile(dg.Config):
     """A whole profile file."""
 
@@ -139,6 +161,7 @@ class Profile(dg.Config):
     teacher: ModelConfig = ModelConfig()  # critic and reviser (the study used a much larger model)
     cai: CaiConfig = CaiConfig()
     sft: SftConfig = SftConfig()
+    train: TrainConfig = TrainConfig()
 
 
 PROFILE_NAMES = ("tiny", "demo", "paper")

@@ -123,3 +123,17 @@ def test_interrupted_generation_resumes_from_persisted_batches(tiny_chat, tmp_pa
 
     out = generate(Counting(), reqs, cache)
     assert calls == [4] and sum(r.cached for r in out) == 4
+
+
+def test_any_local_hf_folder_loads_like_a_hub_id(tiny_chat, tmp_path):
+    """A user's own model: a plain HF folder path (a hub id goes through the same from_pretrained)."""
+    import shutil
+
+    from ealign_dagster.chat import LocalChat
+
+    folder = tmp_path / "my-model"
+    shutil.copytree(tiny_chat.path, folder)
+    mine = LocalChat(ModelConfig(model=str(folder), batch_size=2))
+    assert mine.version == tiny_chat.version  # same weights, same version: the cache is shared
+    out = generate(mine, _reqs(2, max_new_tokens=4, temperature=1.0), GenerationCache(tmp_path / "m.sqlite"))
+    assert all(r.completion_tokens > 0 for r in out)

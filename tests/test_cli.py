@@ -43,6 +43,21 @@ def test_run_tiny_then_sql(tmp_path):
     p = _run("run", "--profile", "tiny", "--home", home, "--select", "key:initial_responses or key:cai_revisions")
     generated = [int(line.rsplit("generating ", 1)[1]) for line in (p.stdout + p.stderr).splitlines() if "from cache, generating" in line]
     assert len(generated) == 9 and sum(generated) == 0
+    # one registered adapter per constitution x scope, its files on disk matching the recorded sha256
+    from ealign_dagster.training import folder_sha256
+
+    p = _run("sql", "--home", home, "--csv", "select constitution, scope, adapter_id, path, sha256, steps, run_id from adapters order by all")
+    adapters = list(csv.DictReader(io.StringIO(p.stdout)))
+    assert len(adapters) == 12 and len({(a["constitution"], a["scope"]) for a in adapters}) == 12
+    for a in adapters:
+        assert (Path(a["path"]) / "adapter_config.json").exists() and folder_sha256(Path(a["path"])) == a["sha256"]
+    assert _run("sql", "--home", home, "--csv", "select count(*) from train_log").stdout.splitlines()[1] == str(12 * 4)
+    # re-materializing replaces each registry row (same adapter id, new run), never duplicates it
+    _run("run", "--profile", "tiny", "--home", home, "--select", "key:adapters")
+    p = _run("sql", "--home", home, "--csv", "select constitution, scope, adapter_id, path, sha256, steps, run_id from adapters order by all")
+    again = list(csv.DictReader(io.StringIO(p.stdout)))
+    assert [(a["adapter_id"], a["sha256"]) for a in again] == [(a["adapter_id"], a["sha256"]) for a in adapters]
+    assert all(x["run_id"] != y["run_id"] for x, y in zip(again, adapters))
     # read-only: writes are refused with a clear error and a non-zero exit
     bad = _run("sql", "--home", home, "delete from splits", check=False)
     assert bad.returncode == 1 and "read-only" in bad.stderr.lower()

@@ -9,7 +9,7 @@ from ealign_dagster.resources import ProfileResource, StoreResource
 
 EXPECTED_ASSETS = {
     "taxonomy_file", "constitution_files", "prompt_source_files", "prompts", "splits",
-    "base_model", "initial_responses", "cai_revisions", "sft_datasets",
+    "base_model", "initial_responses", "cai_revisions", "sft_datasets", "adapters",
 }
 SFT_CHECKS = {"sft_not_empty", "sft_no_eval_prompt", "sft_responses_nonempty_unique", "sft_token_length_bounds"}
 EXPECTED_CHECKS = {

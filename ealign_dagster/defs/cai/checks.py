@@ -3,18 +3,13 @@
 import dagster as dg
 
 from ealign_dagster.defs.cai.assets import sft_datasets
+from ealign_dagster.meta import expectation_results, expectation_specs
 from ealign_dagster.partitions import CONSTITUTION_X_SCOPE
 from ealign_dagster.resources import ProfileResource, StoreResource
 from ealign_dagster.validation import SFT_CHECKS
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(name, asset=sft_datasets, description=text, blocking=True, partitions_def=CONSTITUTION_X_SCOPE)
-        for name, text in SFT_CHECKS.items()
-    ],
-    pool="duckdb",
-)
+@dg.multi_asset_check(specs=expectation_specs(SFT_CHECKS, sft_datasets, CONSTITUTION_X_SCOPE), pool="duckdb")
 def sft_expectations(context: dg.AssetCheckExecutionContext, profile: ProfileResource, store: StoreResource):
     """Re-reads the written examples and validates them with GX."""
     from ealign_dagster.validation import sft_frames, validate_frames
@@ -28,17 +23,4 @@ def sft_expectations(context: dg.AssetCheckExecutionContext, profile: ProfileRes
     )
     eval_ids = db.query("SELECT DISTINCT prompt_id FROM splits WHERE role = 'eval'")["prompt_id"].tolist()
     outcomes = validate_frames(sft_frames(rows, eval_ids, cfg.sft.min_tokens, cfg.sft.max_tokens), list(SFT_CHECKS))
-    for name, o in outcomes.items():
-        yield dg.AssetCheckResult(
-            check_name=name,
-            asset_key=sft_datasets.key,
-            passed=o.passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "partition": str(context.partition_key),
-                "rows": len(rows),
-                "unexpected_count": o.unexpected_count,
-                "failing_rows": dg.MetadataValue.json(o.failing),
-                "expectations": ", ".join(o.expectations),
-            },
-        )
+    yield from expectation_results(outcomes, sft_datasets.key, partition=str(context.partition_key), rows=len(rows))

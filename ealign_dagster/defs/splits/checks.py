@@ -3,18 +3,13 @@
 import dagster as dg
 
 from ealign_dagster.defs.splits.assets import splits
+from ealign_dagster.meta import expectation_results, expectation_specs
 from ealign_dagster.partitions import SCOPES
 from ealign_dagster.resources import ProfileResource, StoreResource
 from ealign_dagster.validation import SPLIT_CHECKS
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(name, asset=splits, description=text, blocking=True, partitions_def=SCOPES)
-        for name, text in SPLIT_CHECKS.items()
-    ],
-    pool="duckdb",
-)
+@dg.multi_asset_check(specs=expectation_specs(SPLIT_CHECKS, splits, SCOPES), pool="duckdb")
 def split_expectations(context: dg.AssetCheckExecutionContext, profile: ProfileResource, store: StoreResource):
     """Re-reads the written split, recomputes similarities independently, validates with GX."""
     from ealign_dagster.inputs import load_taxonomy
@@ -45,17 +40,4 @@ def split_expectations(context: dg.AssetCheckExecutionContext, profile: ProfileR
     train_p = np.zeros(len(rows))
     train_p[(rows["role"] == "train").to_numpy()] = held_p
     frames = split_frames(scope, rows, held, train_p, ev, taxonomy, cfg.splits)
-    outcomes = validate_frames(frames, list(SPLIT_CHECKS))
-    for name, o in outcomes.items():
-        yield dg.AssetCheckResult(
-            check_name=name,
-            asset_key=splits.key,
-            passed=o.passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "scope": scope,
-                "unexpected_count": o.unexpected_count,
-                "failing_rows": dg.MetadataValue.json(o.failing),
-                "expectations": ", ".join(o.expectations),
-            },
-        )
+    yield from expectation_results(validate_frames(frames, list(SPLIT_CHECKS)), splits.key, scope=scope)
