@@ -52,6 +52,24 @@ def main() -> None:
     base = tokens / (time.perf_counter() - start)
     print(f"naive loop (fp32, batch 1): {tokens} tokens, {base:.1f} tok/s")
 
+    # CAI requests share a long prefix (persona + few-shot exemplar): prefilled once vs per row.
+    from ealign_dagster.cai import critique_messages
+    from ealign_dagster.inputs import load_constitutions
+
+    con = load_constitutions()["virtue"]
+    cai = [Request.chat(critique_messages(con, con.principles[i % len(con.principles)], r.text, "Sure, here is how.", 1),
+                        max_new_tokens=args.max_new_tokens, temperature=0.0) for i, r in enumerate(rows)]
+    rates = {}
+    for min_tokens in (0, 32):
+        chat = LocalChat(ModelConfig(model=args.model, dtype="float32", batch_size=max(args.batch_sizes), prefix_cache_min_tokens=min_tokens))
+        chat.state.pop("prefix", None)
+        start, tokens = time.perf_counter(), 0
+        for _, results in chat.generate_batches(cai):
+            tokens += sum(r.completion_tokens for r in results)
+        rates[min_tokens] = tokens / (time.perf_counter() - start)
+        print(f"CAI critiques (few-shot 1, batch {max(args.batch_sizes)}), prefix cache {'on' if min_tokens else 'off'}: {rates[min_tokens]:.1f} tok/s")
+    print(f"prefix cache ratio: {rates[32] / rates[0]:.2f}x")
+
     for dtype in args.dtypes:
         for bs in args.batch_sizes:
             chat = LocalChat(ModelConfig(model=args.model, dtype=dtype, batch_size=bs))

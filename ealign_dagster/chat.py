@@ -155,10 +155,6 @@ class LocalChat:
         self.model.base_model.enable_adapter_layers()
         self.model.set_adapter(name)
 
-    def _encode(self, reqs: list[Request]):
-        texts = [self.tokenizer.apply_chat_template(r.as_messages(), add_generation_prompt=True, tokenize=False) for r in reqs]
-        return self.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
-
     def generate_batches(self, reqs: list[Request]) -> Iterator[tuple[list[int], list[Result]]]:
         """Yield (indices, results) per batch; batches share sampling params and similar lengths."""
         import torch
@@ -173,21 +169,59 @@ class LocalChat:
             idx = sorted(idx, key=lambda i: lengths[i])
             for b in range(0, len(idx), self.cfg.batch_size):
                 batch = idx[b : b + self.cfg.batch_size]
-                enc = self._encode([reqs[i] for i in batch]).to(self.device)
+                ids, mask, past = self._batch_inputs([reqs[i] for i in batch], adapter)
                 torch.manual_seed(stable_int(*(reqs[i].seed for i in batch)))
                 with torch.inference_mode():
                     out = self.model.generate(
-                        **enc, max_new_tokens=max_new, do_sample=temp > 0,
-                        temperature=temp if temp > 0 else None, top_p=top_p if temp > 0 else None,
+                        input_ids=ids, attention_mask=mask, cache=past, max_new_tokens=max_new,
+                        do_sample=temp > 0, temperature=temp if temp > 0 else None, top_p=top_p if temp > 0 else None,
                         pad_token_id=self.tokenizer.pad_token_id,
                     )
-                new = out[:, enc["input_ids"].shape[1] :].tolist()
+                new = out[:, ids.shape[1] :].tolist()
                 results = []
-                for row, i in zip(new, batch):
+                for j, (row, i) in enumerate(zip(new, batch)):
                     n = row.index(eos) if eos in row else len(row)
                     text = self.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
-                    results.append(Result(text, int(enc["attention_mask"][batch.index(i)].sum()), n))
+                    results.append(Result(text, int(mask[j].sum()), n))
                 yield batch, results
+
+    def _batch_inputs(self, reqs: list[Request], adapter: str | None):
+        """Token ids, attention mask and a prefilled cache for one batch.
+
+        Rows that share a long prefix (system prompt and few-shot exemplars: every CAI request of a
+        constitution) are laid out as [prefix][padding][own tokens]; the prefix's keys and values are
+        computed once and reused, so each row only pays for its own tokens. Positions come from the
+        attention mask, so the padding in the middle changes nothing. Without a shared prefix the
+        rows are simply left-padded."""
+        import copy
+
+        import torch
+
+        rows = [self.tokenizer(self.tokenizer.apply_chat_template(r.as_messages(), add_generation_prompt=True, tokenize=False),
+                               add_special_tokens=False)["input_ids"] for r in reqs]
+        shared = min(len(r) for r in rows) - 1  # every row keeps at least one token of its own
+        for k in range(shared):
+            if any(r[k] != rows[0][k] for r in rows):
+                shared = k
+                break
+        if not self.cfg.prefix_cache_min_tokens or shared < self.cfg.prefix_cache_min_tokens:
+            shared = 0
+        pad = self.tokenizer.pad_token_id
+        width = max(len(r) - shared for r in rows)
+        ids = [r[:shared] + [pad] * (width - len(r) + shared) + r[shared:] for r in rows]
+        mask = [[1] * shared + [0] * (width - len(r) + shared) + [1] * (len(r) - shared) for r in rows]
+        ids = torch.tensor(ids, device=self.device)
+        mask = torch.tensor(mask, device=self.device)
+        if not shared:
+            return ids, mask, None
+        key = (adapter, tuple(rows[0][:shared]))
+        if self.state.get("prefix", (None,))[0] != key:
+            with torch.inference_mode():
+                cache = self.model(input_ids=ids[:1, :shared], use_cache=True).cache
+            self.state["prefix"] = (key, cache)
+        past = copy.deepcopy(self.state["prefix"][1])
+        past.batch_repeat_interleave(len(rows))
+        return ids, mask, past
 
     def logprobs(self, prompts: list[list[dict]], completions: list[str], batch_size: int = 8, adapter: str | None = None) -> list[float]:
         """Sum of log-probabilities of each completion after its chat prompt."""

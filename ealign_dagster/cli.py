@@ -123,6 +123,12 @@ def _print_summary() -> None:
     for title, sql in [
         ("split sizes", "SELECT scope, role, count(*) AS n, count(DISTINCT category) AS categories FROM splits GROUP BY ALL ORDER BY ALL"),
         ("filter drops", "SELECT scope, reason, count(*) AS dropped FROM split_audit GROUP BY ALL ORDER BY ALL"),
+        ("constitutional revisions", "SELECT constitution, count(DISTINCT prompt_id) AS prompts,"
+         " round(count(*) FILTER (WHERE selected) / count(DISTINCT prompt_id), 3) AS prompt_acceptance, round(avg(accepted::INT), 3) AS candidate_acceptance,"
+         " sum(critique_tokens + revision_tokens) AS generated_tokens FROM cai_revisions GROUP BY ALL ORDER BY ALL"),
+        ("sft examples", "SELECT constitution, scope, count(*) AS examples, sum(n_tokens) AS tokens FROM sft_examples GROUP BY ALL ORDER BY ALL"),
+        ("adapters", "SELECT constitution, scope, adapter_id, steps, round(train_loss, 3) AS train_loss,"
+         " round(tokens_per_s, 1) AS tokens_per_s, round(seconds, 1) AS seconds, device FROM adapters ORDER BY ALL"),
     ]:
         try:
             df = store.query(sql, read_only=True)

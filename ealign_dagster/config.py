@@ -91,6 +91,9 @@ class ModelConfig(dg.Config):
     timeout_s: float = 120.0
     max_retries: int = 5  # openai: on 429, 5xx, timeouts (exponential backoff with jitter)
     batch_size: int = 16  # local: sequences per generate call (16: 6.2x a naive loop on 2 cores)
+    # local: a prefix shared by a whole batch (system prompt, few-shot exemplars) at least this long
+    # is prefilled once and reused; 0 turns it off.
+    prefix_cache_min_tokens: int = 32
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # local; auto = bf16 on CUDA, fp32 on CPU
 
 

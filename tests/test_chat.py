@@ -137,3 +137,28 @@ def test_any_local_hf_folder_loads_like_a_hub_id(tiny_chat, tmp_path):
     assert mine.version == tiny_chat.version  # same weights, same version: the cache is shared
     out = generate(mine, _reqs(2, max_new_tokens=4, temperature=1.0), GenerationCache(tmp_path / "m.sqlite"))
     assert all(r.completion_tokens > 0 for r in out)
+
+
+def test_shared_prefix_cache_gives_the_same_next_token_logits(tiny_chat):
+    """Rows laid out as [prefix][padding][own tokens] over a reused prefix cache score exactly like
+    plainly left-padded rows."""
+    import torch
+
+    from ealign_dagster.chat import LocalChat
+
+    system = {"role": "system", "content": "You are a careful assistant. " * 12}
+    reqs = [Request.chat([system, {"role": "user", "content": q}]) for q in ("hi", "a longer question about the sea", "why?")]
+    cached = LocalChat(ModelConfig(model=tiny_chat.cfg.model, prefix_cache_min_tokens=16))
+    plain = LocalChat(ModelConfig(model=tiny_chat.cfg.model, prefix_cache_min_tokens=0))
+    ids_c, mask_c, past = cached._batch_inputs(reqs, None)
+    ids_p, mask_p, none = plain._batch_inputs(reqs, None)
+    assert past is not None and none is None
+    shared = past.get_seq_length()
+    assert shared > 40 and torch.equal(ids_c[:, :shared], ids_c[:1, :shared].expand(3, -1))
+
+    def last_logits(ids, mask, cache=None, start=0):
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            return tiny_chat.model(input_ids=ids[:, start:], attention_mask=mask, position_ids=pos[:, start:], cache=cache).logits[:, -1]
+
+    assert torch.allclose(last_logits(ids_c, mask_c, past, shared), last_logits(ids_p, mask_p), atol=1e-4)
