@@ -1,6 +1,6 @@
 """LoRA training throughput: ealign's loop against TRL's SFTTrainer, same model, data, LoRA config,
 batch, learning rate and steps, each in its own process (for peak memory), in one run. Prints
-tokens/s, s/step, final loss and peak memory of both and the ratios.
+tokens/s, s/step, the trained model's loss on all examples, and peak memory of both, and the ratios.
 
     python benchmarks/training.py [--steps 20] [--batch-size 4] [--max-length 256] [--dtype float32]
 
@@ -36,6 +36,22 @@ def _pairs(n: int):
     return rows[:n]
 
 
+def eval_loss(model, examples, pad_id, batch_size=8) -> float:
+    """Mean assistant-token loss over every example: one number both trainers are judged by."""
+    import torch
+
+    from ealign_dagster.training import _collate, assistant_loss
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for b in range(0, len(examples), batch_size):
+            ids, attn, mask = _collate(examples, list(range(b, min(b + batch_size, len(examples)))), pad_id, "cpu")
+            loss, n = assistant_loss(model, ids, attn, mask)
+            total, count = total + loss.item() * n, count + n
+    return total / count
+
+
 def _peak_mb() -> float:
     import resource
 
@@ -53,15 +69,20 @@ def run_ours(args, model_path) -> dict:
     ex = tokenize(tok, [p for p, _ in pairs], [r for _, r in pairs], args.max_length)
     cfg = TrainConfig(rank=16, alpha=32, dropout=0.0, target_modules=TARGETS, learning_rate=2e-4, scheduler="constant",
                       warmup_ratio=0.0, max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
-                      checkpoint_every=0, dtype=args.dtype)
+                      checkpoint_every=0, dtype=args.dtype, gradient_checkpointing=args.gc)
     out = tempfile.mkdtemp()
     res = train(model_path, ex, cfg, __import__("pathlib").Path(out) / "a", __import__("pathlib").Path(out) / "c",
                 log=lambda m: None, pad_id=tok.pad_token_id)
     steady = res.log[2:]  # the first steps include one-time setup
     secs = steady[-1]["seconds"] - res.log[1]["seconds"]
     input_tokens = _input_tokens(ex, args)
-    return {"s_per_step": secs / len(steady), "loss": sum(h["loss"] for h in res.log[-5:]) / 5,
-            "tokens_per_s": sum(input_tokens[2:]) / secs, "peak_mb": _peak_mb()}
+    peak = _peak_mb()
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    trained = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_path), out + "/a")
+    return {"s_per_step": secs / len(steady), "loss": eval_loss(trained, ex, tok.pad_token_id),
+            "tokens_per_s": sum(input_tokens[2:]) / secs, "peak_mb": peak}
 
 
 def _input_tokens(ex, args):
@@ -98,21 +119,22 @@ def run_trl(args, model_path) -> dict:
 
     cfg = SFTConfig(
         output_dir=tempfile.mkdtemp(), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-        learning_rate=2e-4, lr_scheduler_type="constant", warmup_ratio=0.0, logging_steps=1, save_strategy="no",
+        learning_rate=2e-4, lr_scheduler_type="constant", warmup_steps=0, logging_steps=1, save_strategy="no",
         report_to="none", max_length=args.max_length, packing=False, completion_only_loss=True, seed=0,
         use_cpu=not torch.cuda.is_available(), bf16=args.dtype == "bfloat16", dataloader_drop_last=False,
+        gradient_checkpointing=args.gc,  # TRL's default is True; both sides run the same setting
     )
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, args.dtype))
     trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok, callbacks=[Clock()],
                          peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM"))
     trainer.train()
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     secs = times[-1] - times[1]
+    peak = _peak_mb()
     ex = tokenize(tok, [p for p, _ in pairs], [r for _, r in pairs], args.max_length)
     steps_tokens = _input_tokens(ex, args)  # same data volume per step (the samplers differ in order only)
     mean_tokens = sum(steps_tokens) / len(steps_tokens)
-    return {"s_per_step": secs / (len(times) - 2), "loss": sum(losses[-5:]) / 5,
-            "tokens_per_s": mean_tokens * (len(times) - 2) / secs, "peak_mb": _peak_mb()}
+    return {"s_per_step": secs / (len(times) - 2), "loss": eval_loss(trainer.model, ex, tok.pad_token_id),
+            "tokens_per_s": mean_tokens * (len(times) - 2) / secs, "peak_mb": peak}
 
 
 def main() -> None:
@@ -123,6 +145,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--gc", action="store_true", help="gradient checkpointing on both sides (TRL's default)")
     ap.add_argument("--only", choices=["ours", "trl"])
     ap.add_argument("--home", default=os.environ.get("EALIGN_HOME") or tempfile.mkdtemp(prefix="ealign-bench-"))
     args = ap.parse_args()
@@ -140,13 +163,13 @@ def main() -> None:
     for which in ("ours", "trl"):
         cmd = [sys.executable, __file__, "--only", which, "--home", args.home, "--model", args.model, "--steps", str(args.steps),
                "--examples", str(args.examples), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
-               "--dtype", args.dtype]
+               "--dtype", args.dtype] + (["--gc"] if args.gc else [])
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"{which} failed:\n{out.stderr[-3000:]}")
         results[which] = json.loads(out.stdout.strip().splitlines()[-1])
         r = results[which]
-        print(f"{which:>4}: {r['tokens_per_s']:.0f} tok/s, {r['s_per_step']:.2f} s/step, final loss {r['loss']:.4f}, peak {r['peak_mb']:.0f} MB")
+        print(f"{which:>4}: {r['tokens_per_s']:.0f} tok/s, {r['s_per_step']:.2f} s/step, loss on all examples after training {r['loss']:.4f}, peak {r['peak_mb']:.0f} MB")
     o, t = results["ours"], results["trl"]
     print(f"ratio ours/TRL: {o['tokens_per_s'] / t['tokens_per_s']:.2f}x tokens/s, loss {o['loss'] / t['loss']:.3f}, "
           f"peak memory {o['peak_mb'] / t['peak_mb']:.2f}")

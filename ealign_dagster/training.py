@@ -153,7 +153,7 @@ def train(base_path: str, examples: list[tuple[list[int], int]], cfg: TrainConfi
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16 and device == "cuda"):
                 loss, n = assistant_loss(model, ids, attn, mask)
             (loss / cfg.grad_accum).backward()
-            loss_sum += float(loss) / cfg.grad_accum
+            loss_sum += loss.item() / cfg.grad_accum
             tok_sum += n
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
