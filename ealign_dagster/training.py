@@ -3,7 +3,6 @@ dynamic padding, checkpoints that a killed run resumes from, atomic adapter outp
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import random
@@ -195,14 +194,3 @@ def _save_checkpoint(model, opt, sched, step, history, ckpt_dir: Path) -> None:
     for old in ckpt_dir.glob("step-*"):
         if old != final:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def folder_sha256(path: Path) -> str:
-    """sha256 over the adapter's files (names and contents, sorted)."""
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(path)).encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()

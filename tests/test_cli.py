@@ -44,7 +44,7 @@ def test_run_tiny_then_sql(tmp_path):
     generated = [int(line.rsplit("generating ", 1)[1]) for line in (p.stdout + p.stderr).splitlines() if "from cache, generating" in line]
     assert len(generated) == 9 and sum(generated) == 0
     # one registered adapter per constitution x scope, its files on disk matching the recorded sha256
-    from ealign_dagster.training import folder_sha256
+    from ealign_dagster.paths import folder_sha256
 
     p = _run("sql", "--home", home, "--csv", "select constitution, scope, adapter_id, path, sha256, steps, run_id from adapters order by all")
     adapters = list(csv.DictReader(io.StringIO(p.stdout)))

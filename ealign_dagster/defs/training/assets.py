@@ -29,7 +29,8 @@ def adapters(context: dg.AssetExecutionContext, profile: ProfileResource, store:
 
     from ealign_dagster.models import resolve
     from ealign_dagster.paths import artifacts_dir, value_version
-    from ealign_dagster.training import folder_sha256, tokenize, train
+    from ealign_dagster.paths import folder_sha256
+    from ealign_dagster.training import tokenize, train
 
     keys = context.partition_key.keys_by_dimension
     name, scope = keys["constitution"], keys["scope"]
