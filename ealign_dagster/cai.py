@@ -50,7 +50,8 @@ def revision_messages(con: Constitution, p: Principle, prompt: str, answer: str,
     ]
 
 
-def _req(messages: list[dict], s: SamplingConfig, seed: int) -> Request:
+def sampled_request(messages: list[dict], s: SamplingConfig, seed: int) -> Request:
+    """A chat request with a profile's sampling settings."""
     return Request.chat(messages, max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, seed=seed)
 
 
@@ -81,10 +82,10 @@ def run_cai(chat, con: Constitution, items: pd.DataFrame, cfg: CaiConfig, log=No
     for r in range(cfg.rounds):
         principles = {k: sample_principle(con, cfg.seed, k[0], k[1], r) for k in keys}
         seeds = {k: stable_int(cfg.seed, con.name, k[0], k[1], r) for k in keys}
-        crit_reqs = [_req(critique_messages(con, principles[k], prompts[k[0]], answers[k], cfg.few_shot), cfg.critique, seeds[k]) for k in keys]
+        crit_reqs = [sampled_request(critique_messages(con, principles[k], prompts[k[0]], answers[k], cfg.few_shot), cfg.critique, seeds[k]) for k in keys]
         crits = generate(chat, crit_reqs, log=log, what=f"{con.name} critiques (round {r + 1})")
         rev_reqs = [
-            _req(revision_messages(con, principles[k], prompts[k[0]], answers[k], c.text, cfg.few_shot), cfg.revision, seeds[k])
+            sampled_request(revision_messages(con, principles[k], prompts[k[0]], answers[k], c.text, cfg.few_shot), cfg.revision, seeds[k])
             for k, c in zip(keys, crits)
         ]
         revs = generate(chat, rev_reqs, log=log, what=f"{con.name} revisions (round {r + 1})")

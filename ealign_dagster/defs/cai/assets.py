@@ -40,7 +40,7 @@ def base_model(context: dg.AssetExecutionContext, profile: ProfileResource, stor
 @dg.asset(deps=[splits, base_model], group_name="cai", pool="duckdb", kinds={"pytorch", "duckdb"})
 def initial_responses(context: dg.AssetExecutionContext, profile: ProfileResource, store: StoreResource) -> dg.MaterializeResult:
     """The helpful-only student's answer to every training prompt of every scope."""
-    from ealign_dagster.cai import _req
+    from ealign_dagster.cai import sampled_request
     from ealign_dagster.chat import generate, load_chat
 
     cfg = profile.load()
@@ -50,7 +50,7 @@ def initial_responses(context: dg.AssetExecutionContext, profile: ProfileResourc
         " WHERE s.role = 'train' ORDER BY s.prompt_id"
     )
     chat = load_chat(cfg.student)
-    reqs = [_req([{"role": "user", "content": t}], cfg.cai.initial, cfg.cai.seed) for t in items["prompt"]]
+    reqs = [sampled_request([{"role": "user", "content": t}], cfg.cai.initial, cfg.cai.seed) for t in items["prompt"]]
     results = generate(chat, reqs, log=context.log.info, what="initial responses")
     df = items.assign(
         response=[r.text for r in results], model_id=cfg.student.model, model_version=chat.version,
