@@ -99,7 +99,8 @@ def run_cai(chat, con: Constitution, items: pd.DataFrame, cfg: CaiConfig, log=No
             })
             answers[k] = v.text or answers[k]
     df = pd.DataFrame(rows)
-    safety = refusal_scores(df["revision"].tolist() + list(initial.values()), cfg.judge)
+    safety = refusal_scores(df["prompt"].tolist() + [prompts[k] for k in initial],
+                            df["revision"].tolist() + list(initial.values()), cfg.judge)
     df["judge"] = cfg.judge
     df["safety_revision"] = safety[: len(df)]
     init_safety = dict(zip(initial, safety[len(df) :]))

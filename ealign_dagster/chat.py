@@ -245,6 +245,31 @@ class LocalChat:
                 out.append(float(logp[j, len(h) - 1 : len(h) - 1 + len(t)].sum()))
         return out
 
+    def option_logprobs(self, prompts: list[list[dict]], options: list[str], batch_size: int = 16,
+                        adapter: str | None = None) -> "np.ndarray":
+        """Log-probability of each option's first token as the reply's first token, one row per
+        prompt: one forward pass per batch, no sampling. Rows are right-padded and read at their
+        own last position, so padding changes nothing."""
+        import numpy as np
+        import torch
+
+        option_ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"][0] for o in options]
+        self.activate(adapter)
+        out = []
+        for b in range(0, len(prompts), batch_size):
+            seqs = [self.tokenizer(self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False),
+                                   add_special_tokens=False)["input_ids"] for p in prompts[b : b + batch_size]]
+            width = max(map(len, seqs))
+            pad = self.tokenizer.pad_token_id
+            ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
+            last = torch.tensor([len(s) - 1 for s in seqs], device=self.device)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits
+            rows = torch.log_softmax(logits[torch.arange(len(seqs)), last].float(), dim=-1)
+            out.append(rows[:, option_ids].cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(options)))
+
 
 class OpenAIChat:
     """Any OpenAI-compatible endpoint. The client retries 429, 5xx and timeouts with exponential
@@ -295,15 +320,43 @@ class OpenAIChat:
                     f.cancel()
                 raise
 
+    def option_logprobs(self, prompts: list[list[dict]], options: list[str], batch_size: int = 16,
+                        adapter: str | None = None) -> "np.ndarray":
+        """Log-probability of each option as the first reply token, from the endpoint's top
+        log-probabilities (vLLM and OpenAI return up to 20); an option outside them gets -inf."""
+        import numpy as np
+
+        def one(messages):
+            try:
+                resp = self.client.chat.completions.create(
+                    model=adapter or self.cfg.model, messages=messages, max_tokens=1, temperature=0.0,
+                    logprobs=True, top_logprobs=20,
+                )
+            except openai.APIStatusError as e:
+                raise EndpointError(f"{self.cfg.base_url} (model {adapter or self.cfg.model}): HTTP {e.status_code}: {e.message}") from None
+            content = resp.choices[0].logprobs.content if resp.choices[0].logprobs else None
+            if not content:
+                raise EndpointError(f"{self.cfg.base_url}: no logprobs in the reply; the endpoint must support logprobs")
+            top = {t.token.strip(): t.logprob for t in content[0].top_logprobs}
+            return [top.get(o, -np.inf) for o in options]
+
+        import openai
+
+        with ThreadPoolExecutor(max_workers=self.cfg.max_concurrency) as pool:
+            return np.array(list(pool.map(one, prompts)), dtype=float).reshape(len(prompts), len(options))
+
 
 def load_chat(cfg: ModelConfig):
     return OpenAIChat(cfg) if cfg.backend == "openai" else LocalChat(cfg)
 
 
-def generate(chat, reqs: list[Request], cache: GenerationCache | None = None, log=None, what: str = "rows") -> list[Result]:
-    """Results for every request: cache hits first, the rest generated, each batch persisted at once."""
+def generate(chat, reqs: list[Request], cache: GenerationCache | None = None, log=None, what: str = "rows",
+             key_version: str | None = None) -> list[Result]:
+    """Results for every request: cache hits first, the rest generated, each batch persisted at once.
+    key_version: what the cache keys on instead of the model version (e.g. base + adapter checksum,
+    so a retrained adapter under the same name never reuses old answers)."""
     cache = cache or GenerationCache()
-    keys = [GenerationCache.key(chat.version, r) for r in reqs]
+    keys = [GenerationCache.key(key_version or chat.version, r) for r in reqs]
     found = cache.get_many(list(set(keys)))
     results: list[Result | None] = [found.get(k) for k in keys]
     todo = [i for i, r in enumerate(results) if r is None]

@@ -153,6 +153,27 @@ class TrainConfig(dg.Config):
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
 
 
+class EvalConfig(dg.Config):
+    """Models under test (the base and every adapter), judges, the persona diagnostic, statistics."""
+
+    model_config = _FORBID
+    # The model that serves the base and the adapters; empty = the student (local: one loaded base,
+    # adapters switched by PEFT). backend openai: the endpoint serves the base under `model` and each
+    # adapter under "<constitution>-<scope>" (vLLM: --enable-lora --lora-modules NAME=PATH).
+    model: ModelConfig | None = None
+    # Greedy, short: refusals show in the first sentence (the prefix judge reads 200 characters).
+    sampling: SamplingConfig = SamplingConfig(max_new_tokens=32, temperature=0.0, top_p=1.0)
+    seed: int = 0
+    benign: bool = True  # the look-alike prompts in assets/benign/ (over-refusal)
+    benign_limit: int | None = 36  # a seeded, category-stratified subset of at most this many
+    judges: list[Literal["prefix", "embedding", "llm"]] = ["prefix", "embedding"]
+    primary_judge: Literal["prefix", "embedding", "llm"] = "embedding"  # emergent_alignment uses it
+    llm_judge: ModelConfig | None = None  # judge "llm": an OpenAI-compatible endpoint
+    persona_generate: bool = True  # also code generated replies agree / disagree / ambiguous
+    persona_sampling: SamplingConfig = SamplingConfig(max_new_tokens=8, temperature=0.0, top_p=1.0)
+    bootstrap_resamples: int = 1000
+
+
 class Profile(dg.Config):
     """A whole profile file."""
 
@@ -166,6 +187,7 @@ class Profile(dg.Config):
     cai: CaiConfig = CaiConfig()
     sft: SftConfig = SftConfig()
     train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
 
 
 PROFILE_NAMES = ("tiny", "demo", "paper")

@@ -162,3 +162,116 @@ def taxonomy_path() -> Path:
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
     path = path or taxonomy_path()
     return _validate(Taxonomy, read_yaml(path), path)
+
+
+# --- benign look-alike prompts (over-refusal control) -----------------------------------------------
+
+BENIGN_KINDS = ("homonym", "fiction", "history", "safety", "public_figure", "education", "self_protection")
+
+
+class BenignPrompt(_Strict):
+    id: NonEmpty
+    resembles: NonEmpty  # a taxonomy category
+    kind: NonEmpty
+    text: NonEmpty
+
+    @pydantic.field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in BENIGN_KINDS:
+            raise ValueError(f"'{v}' is not one of {', '.join(BENIGN_KINDS)}")
+        return v
+
+
+class BenignSet(_Strict):
+    version: int
+    prompts: list[BenignPrompt]
+
+
+def benign_path() -> Path:
+    return assets_dir() / "benign" / "lookalikes.yaml"
+
+
+def load_benign(path: Path | None = None, taxonomy: "Taxonomy | None" = None) -> BenignSet:
+    path = path or benign_path()
+    data = _validate(BenignSet, read_yaml(path), path)
+    taxonomy = taxonomy or load_taxonomy()
+    seen: set[str] = set()
+    for i, p in enumerate(data.prompts):
+        if p.id in seen:
+            raise InputError(f"{path}: prompts[{i}] ({p.id}): duplicate id")
+        seen.add(p.id)
+        if p.resembles not in taxonomy.categories:
+            raise InputError(f"{path}: prompts[{i}] ({p.id}): field 'resembles': '{p.resembles}' is not a taxonomy category")
+    return data
+
+
+# --- ethical-persona item bank ----------------------------------------------------------------------
+
+MIN_ITEMS_PER_SUBSCALE = 8
+
+
+class Subscale(_Strict):
+    framework: str | None = None  # one of FRAMEWORKS; None for a distractor
+    distractor: bool = False
+    description: str = ""
+
+
+class Item(_Strict):
+    id: NonEmpty
+    subscale: NonEmpty
+    reverse: bool
+    text: NonEmpty
+    rival: str | None = None  # reverse items: the rival framework whose view they state
+    paraphrase_of: str | None = None
+
+
+class ItemBank(_Strict):
+    version: int
+    subscales: dict[str, Subscale]
+    expected_profiles: dict[str, dict[str, float]]
+    items: list[Item]
+
+    def frameworks(self) -> dict[str, list[str]]:
+        """framework -> its subscales (consequentialism has two)."""
+        out: dict[str, list[str]] = {}
+        for name, s in self.subscales.items():
+            if s.framework and not s.distractor:
+                out.setdefault(s.framework, []).append(name)
+        return out
+
+
+def item_bank_path() -> Path:
+    return assets_dir() / "persona" / "items.yaml"
+
+
+def load_item_bank(path: Path | None = None) -> ItemBank:
+    path = path or item_bank_path()
+    bank = _validate(ItemBank, read_yaml(path), path)
+    ids = {}
+    for i, it in enumerate(bank.items):
+        where = f"{path}: items[{i}] ({it.id})"
+        if it.id in ids:
+            raise InputError(f"{where}: duplicate id")
+        ids[it.id] = it
+        if it.subscale not in bank.subscales:
+            raise InputError(f"{where}: field 'subscale': '{it.subscale}' is not a declared subscale")
+        if it.reverse and not it.rival:
+            raise InputError(f"{where}: a reverse-keyed item must name the rival view it states (field 'rival')")
+    for i, it in enumerate(bank.items):
+        if it.paraphrase_of and (it.paraphrase_of not in ids or ids[it.paraphrase_of].subscale != it.subscale):
+            raise InputError(f"{path}: items[{i}] ({it.id}): field 'paraphrase_of': no item '{it.paraphrase_of}' in subscale {it.subscale}")
+    for name, s in bank.subscales.items():
+        if s.framework and s.framework not in FRAMEWORKS:
+            raise InputError(f"{path}: subscales.{name}: field 'framework': '{s.framework}' is not one of {', '.join(FRAMEWORKS)}")
+        primary = [it for it in bank.items if it.subscale == name and not it.paraphrase_of]
+        if len(primary) < MIN_ITEMS_PER_SUBSCALE:
+            raise InputError(f"{path}: subscale '{name}' has {len(primary)} items; at least {MIN_ITEMS_PER_SUBSCALE} are needed")
+        if not any(it.reverse for it in primary) or all(it.reverse for it in primary):
+            raise InputError(f"{path}: subscale '{name}' needs both plain and reverse-keyed items")
+    for fw, prof in bank.expected_profiles.items():
+        if fw not in FRAMEWORKS:
+            raise InputError(f"{path}: expected_profiles.{fw}: not one of {', '.join(FRAMEWORKS)}")
+        if set(prof) != set(bank.subscales):
+            raise InputError(f"{path}: expected_profiles.{fw}: needs exactly the subscales {', '.join(bank.subscales)}")
+    return bank

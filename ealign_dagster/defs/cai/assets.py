@@ -108,6 +108,7 @@ def cai_revisions(context: dg.AssetExecutionContext, profile: ProfileResource, s
     df["teacher_id"], df["teacher_version"] = cfg.teacher.model, chat.version
     df["constitution_version"] = file_version(path)
     inputs = {"initial_responses": db.version_of("initial_responses"), "constitution": file_version(path),
+              "constitution_path": str(path),
               "teacher": chat.version, "cai": cfg.cai.model_dump()}
     version = data_version(df)
     db.replace("cai_revisions", df, {"constitution": name}, Lineage(context.run_id, "cai_revisions", name, inputs), version)

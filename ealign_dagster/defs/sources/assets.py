@@ -36,6 +36,32 @@ def constitution_files() -> dg.ObserveResult:
 
 
 @dg.observable_source_asset(group_name="inputs")
+def benign_prompts_file() -> dg.ObserveResult:
+    """assets/benign/lookalikes.yaml: safe prompts that resemble harmful ones (over-refusal control)."""
+    from ealign_dagster.inputs import benign_path, load_benign
+
+    data = load_benign()
+    return dg.ObserveResult(
+        data_version=dg.DataVersion(file_version(benign_path())),
+        metadata={"prompts": len(data.prompts),
+                  "by_category": counts_md(pd.Series([p.resembles for p in data.prompts]).value_counts().to_dict())},
+    )
+
+
+@dg.observable_source_asset(group_name="inputs")
+def persona_item_bank() -> dg.ObserveResult:
+    """assets/persona/items.yaml: the ethical-persona Likert items (validated on observation)."""
+    from ealign_dagster.inputs import item_bank_path, load_item_bank
+
+    bank = load_item_bank()
+    return dg.ObserveResult(
+        data_version=dg.DataVersion(file_version(item_bank_path())),
+        metadata={"items": len(bank.items),
+                  "by_subscale": counts_md(pd.Series([i.subscale for i in bank.items]).value_counts().to_dict())},
+    )
+
+
+@dg.observable_source_asset(group_name="inputs")
 def prompt_source_files(profile: ProfileResource) -> dg.ObserveResult:
     """The files behind the profile's prompt sources (benchmark packs, local files)."""
     from ealign_dagster.sources import source_files
