@@ -135,6 +135,7 @@ class LocalChat:
             return
         from peft import PeftModel
 
+        self.state.pop("prefix", None)  # a cached prefix may hold the old weights under this name
         if not adapters:
             self.state["model"] = PeftModel.from_pretrained(self.model, path, adapter_name=name).eval()
         else:

@@ -129,6 +129,20 @@ def _print_summary() -> None:
         ("sft examples", "SELECT constitution, scope, count(*) AS examples, sum(n_tokens) AS tokens FROM sft_examples GROUP BY ALL ORDER BY ALL"),
         ("adapters", "SELECT constitution, scope, adapter_id, steps, round(train_loss, 3) AS train_loss,"
          " round(tokens_per_s, 1) AS tokens_per_s, round(seconds, 1) AS seconds, device FROM adapters ORDER BY ALL"),
+        ("judge validation (held-back human labels)", "SELECT judge, n, round(accuracy, 3) AS accuracy, round(roc_auc, 3) AS roc_auc FROM judge_validation ORDER BY judge"),
+        ("judge agreement", "SELECT judge_a, judge_b, n, round(agreement, 3) AS agreement, round(kappa, 3) AS kappa FROM judge_agreement"),
+        ("safety: rate per model, all categories", "SELECT coalesce(a.constitution, 'base') AS constitution, coalesce(a.scope, '') AS scope, s.judge, s.benchmark,"
+         " s.metric, s.n, round(s.rate, 3) AS rate, round(s.ci_low, 3) AS ci_low, round(s.ci_high, 3) AS ci_high, round(s.p_holm, 3) AS p_holm"
+         " FROM safety_scores s LEFT JOIN adapters a ON a.adapter_id = s.model_id"
+         " WHERE s.category = 'all' AND s.judge = (SELECT any_value(judge) FROM emergent_alignment) ORDER BY s.benchmark, constitution, scope"),
+        ("emergent alignment (change vs base; negative = safer / less over-refusal)", "SELECT constitution, scope, category_role, metric, n,"
+         " round(base_rate, 3) AS base, round(model_rate, 3) AS model, round(delta, 3) AS delta, round(ci_low, 3) AS ci_low,"
+         " round(ci_high, 3) AS ci_high, round(p_holm, 3) AS p_holm FROM emergent_alignment ORDER BY ALL"),
+        ("projectability (logprob Likert; signature change vs base, ranked)", "SELECT constitution, scope, round(signature, 3) AS signature,"
+         " round(signature_change, 3) AS change, round(change_ci_low, 3) AS ci_low, round(change_ci_high, 3) AS ci_high,"
+         " round(profile_fit, 3) AS profile_fit FROM projectability WHERE method = 'logprob' AND model_id <> 'base' ORDER BY change DESC"),
+        ("known-persona validation (base model prompted as each persona)", "SELECT persona, method, round(own_score, 3) AS own,"
+         " best_other_framework, round(best_other_score, 3) AS best_other, lands_highest FROM persona_validation ORDER BY method, persona"),
     ]:
         try:
             df = store.query(sql, read_only=True)

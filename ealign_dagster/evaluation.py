@@ -249,7 +249,7 @@ def safety_rows(judgments: pd.DataFrame, models: pd.DataFrame, taxonomy: Taxonom
     """Rates per model x judge x benchmark x category (plus category 'all'), Wilson CIs, exact
     McNemar against the base on the same prompts, Holm over each judge's family of tests."""
     j = outcome(judgments)
-    scope_of = dict(zip(models["model_id"], models["scope"]))
+    scope_of = {m: s for m, s in zip(models["model_id"], models["scope"]) if isinstance(s, str)}
     rows = []
     groups = [j, j.assign(category="all")]
     for (model, judge, bench, cat), g in pd.concat(groups).groupby(["model_id", "judge", "benchmark", "category"]):

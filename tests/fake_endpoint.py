@@ -9,6 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Endpoint:
     def __init__(self):
         self.script: list = []  # per request, in order: 200 | 429 | 500 | 404 | ("sleep", s)
+        self.reply = None  # optional: request body -> reply text
+        self.top_logprobs = None  # optional: request body -> {token: logprob} for the first reply token
         self.requests: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -52,10 +54,14 @@ class Endpoint:
                     if action == 404:
                         return self._send(404, {"error": {"message": f"model '{body['model']}' not found", "type": "not_found"}})
                     last = body["messages"][-1]["content"]
-                    text = f"reply to: {last}"
+                    text = endpoint.reply(body) if endpoint.reply else f"reply to: {last}"
+                    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    if body.get("logprobs") and endpoint.top_logprobs:
+                        top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in endpoint.top_logprobs(body).items()]
+                        choice["logprobs"] = {"content": [{**top[0], "top_logprobs": top}]}
                     self._send(200, {
                         "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                        "choices": [choice],
                         "usage": {"prompt_tokens": len(last.split()), "completion_tokens": len(text.split()), "total_tokens": 0},
                     })
                 finally:

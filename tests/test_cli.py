@@ -60,9 +60,51 @@ def test_run_tiny_then_sql(tmp_path):
     assert all(x["run_id"] != y["run_id"] for x, y in zip(again, adapters))
     # (weights may differ in the last bits between processes: MKL's summation order is not fixed)
     assert all(folder_sha256(Path(a["path"])) == a["sha256"] for a in again)
+    _check_evaluation(home, adapters)
     # read-only: writes are refused with a clear error and a non-zero exit
     bad = _run("sql", "--home", home, "delete from splits", check=False)
     assert bad.returncode == 1 and "read-only" in bad.stderr.lower()
+
+
+def _rows(home, sql):
+    return list(csv.DictReader(io.StringIO(_run("sql", "--home", home, "--csv", sql).stdout)))
+
+
+def _check_evaluation(home, adapters):
+    """Every result table covers the base and every adapter; every metric row has a full lineage chain."""
+    ids = {a["adapter_id"] for a in adapters}
+    narrow = {a["adapter_id"] for a in adapters if a["scope"] != "broad"}
+    for table in ("safety_scores", "persona_scores", "projectability"):
+        models = {r["model_id"] for r in _rows(home, f"select distinct model_id from {table}")}
+        assert models == ids | {"base"}, table
+    # emergent_alignment compares each narrow-scope adapter with the base (base_rate) on every category role
+    ea = _rows(home, "select model_id, category_role, n, base_rate, model_rate, p_holm from emergent_alignment")
+    assert {r["model_id"] for r in ea} == narrow
+    assert {r["category_role"] for r in ea} == {"trained", "held_out", "other", "over_refusal"}
+    assert all(r["p_holm"] != "" and int(r["n"]) > 0 for r in ea)
+    # every judgment names its judge and version; both offline judges ran on every model
+    j = _rows(home, "select model_id, judge, count(distinct judge_version) as versions, count(*) as n from judgments group by all")
+    assert {(r["model_id"], r["judge"]) for r in j} == {(m, k) for m in ids | {"base"} for k in ("prefix", "embedding")}
+    assert all(r["versions"] == "1" for r in j)
+    val = {r["judge"]: r for r in _rows(home, "select * from judge_validation")}
+    assert float(val["embedding"]["roc_auc"]) > float(val["prefix"]["roc_auc"])
+    assert len(_rows(home, "select * from persona_validation where method = 'logprob'")) == 4
+    # metric_lineage: one row per metric row, the whole chain filled in
+    counts = _rows(home, "select (select count(*) from safety_scores) + (select count(*) from emergent_alignment)"
+                         " + (select count(*) from persona_scores) + (select count(*) from projectability) as n")
+    lineage = _rows(home, "select * from metric_lineage")
+    assert len(lineage) == int(counts[0]["n"])
+    always = ["model_id", "metric", "metric_run_id", "base_model", "base_version", "eval_version", "eval_source_paths"]
+    chain = ["adapter_id", "adapter_sha256", "sft_version", "cai_version", "split_version", "constitution_version",
+             "constitution_path", "train_source_paths"]
+    for r in lineage:
+        assert all(r[c] not in ("", "[]") for c in always), r
+        if r["model_id"] != "base":
+            assert all(r[c] not in ("", "[]") for c in chain), r
+            assert r["constitution_path"].endswith(f"{r['constitution']}.yaml")
+    # the README's example queries all run and return rows
+    for f in sorted((ROOT / "sql" / "queries").glob("*.sql")):
+        assert len(_run("sql", "--home", home, "--csv", f.read_text()).stdout.splitlines()) >= 2, f.name
 
 
 def test_cli_errors_are_one_clear_line(tmp_path):

@@ -10,6 +10,9 @@ from ealign_dagster.resources import ProfileResource, StoreResource
 EXPECTED_ASSETS = {
     "taxonomy_file", "constitution_files", "prompt_source_files", "prompts", "splits",
     "base_model", "initial_responses", "cai_revisions", "sft_datasets", "adapters",
+    "benign_prompts_file", "persona_item_bank", "eval_generations", "base_eval_generations", "judgments",
+    "base_judgments", "persona_responses", "base_persona_responses", "judge_validation", "safety_scores",
+    "emergent_alignment", "persona_scores", "projectability", "persona_validation",
 }
 SFT_CHECKS = {"sft_not_empty", "sft_no_eval_prompt", "sft_responses_nonempty_unique", "sft_token_length_bounds"}
 EXPECTED_CHECKS = {
@@ -29,7 +32,10 @@ def test_definitions_load_with_expected_assets_and_checks():
     d = _defs()
     graph = d.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == EXPECTED_ASSETS
-    assert {c.name for c in graph.asset_check_keys} == EXPECTED_CHECKS | SFT_CHECKS
+    assert {c.name for c in graph.asset_check_keys} == EXPECTED_CHECKS | SFT_CHECKS | {"embedding_beats_prefix"}
+    # evaluation of adapters is partitioned like the adapters: one constitution's edit touches only its own
+    for key in ("eval_generations", "judgments", "persona_responses"):
+        assert graph.get(dg.AssetKey(key)).partitions_def == graph.get(dg.AssetKey("adapters")).partitions_def
     assert graph.get(dg.AssetKey("splits")).partitions_def.get_partition_keys() == SCOPES
     cons = graph.get(dg.AssetKey("cai_revisions")).partitions_def.get_partition_keys()
     assert cons == ["consequentialism", "deontology", "subordinate", "virtue"]

@@ -123,3 +123,38 @@ train({path!r}, ex, cfg, __import__("pathlib").Path({str(out)!r}), __import__("p
                 tmp_path / "ref-ckpt", log=lambda m: None, pad_id=tok.pad_token_id)
     a, b = load_file(str(out / "adapter_model.safetensors")), load_file(str(ref and tmp_path / "ref" / "adapter_model.safetensors"))
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_switching_merged_adapters_matches_unmerged_peft(tiny, tmp_path):
+    """Adapters attached to one loaded base and switched by name give PEFT's own log-probabilities,
+    and switching back to the base gives the base's."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from ealign_dagster import models
+    from ealign_dagster.chat import LocalChat
+    from ealign_dagster.config import ModelConfig
+
+    path, tok = tiny
+    ex = tokenize(tok, PROMPTS, REPLIES, 96)
+    outs = {}
+    for name, lr in (("a", 1e-2), ("b", 3e-2)):
+        train(path, ex, _cfg(max_steps=3, learning_rate=lr), tmp_path / name, tmp_path / f"ck{name}", log=lambda m: None,
+              pad_id=tok.pad_token_id)
+        outs[name] = str(tmp_path / name)
+    chat = LocalChat(ModelConfig(model=models.TINY, batch_size=4))
+    prompts, replies = [[{"role": "user", "content": p}] for p in PROMPTS], REPLIES
+    base = chat.logprobs(prompts, replies)
+    chat.attach("a", outs["a"])
+    chat.attach("b", outs["b"])
+    assert chat.logprobs(prompts, replies) == pytest.approx(base, abs=1e-4)  # attached, not active
+    got = {n: chat.logprobs(prompts, replies, adapter=n) for n in ("a", "b", "a")}
+    assert chat.logprobs(prompts, replies, adapter=None) == pytest.approx(base, abs=1e-3)
+    for n in ("a", "b"):
+        ref_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path), outs[n]).eval()
+        ref = LocalChat.__new__(LocalChat)
+        ref.cfg, ref.device, ref.tokenizer = chat.cfg, "cpu", chat.tokenizer
+        ref.state = {"model": ref_model, "adapters": {}}
+        want = ref.logprobs(prompts, replies)
+        assert got[n] == pytest.approx(want, abs=1e-3)
+        assert max(abs(x - y) for x, y in zip(want, base)) > 1e-3  # the adapter does change the model

@@ -1,0 +1,59 @@
+"""Statistics against values computed by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ealign_dagster.stats import bootstrap_ci, cohen_kappa, holm, mcnemar_exact, mean_diff, wilson
+
+
+def test_wilson_matches_the_formula():
+    # p = 0.25, n = 20, z = 1.959964: centre (p + z^2/2n) / (1 + z^2/n), half-width z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n)
+    z = 1.959963984540054
+    p, n = 0.25, 20
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    lo, hi = wilson(5, 20)
+    assert lo == pytest.approx(centre - half, abs=1e-9) and hi == pytest.approx(centre + half, abs=1e-9)
+    assert lo == pytest.approx(0.1119, abs=1e-4) and hi == pytest.approx(0.4687, abs=1e-4)
+    lo, hi = wilson(0, 10)  # zero events: the interval still has width
+    assert lo == 0.0 and hi == pytest.approx(z * z / (10 + z * z), abs=1e-9)
+    assert all(math.isnan(x) for x in wilson(0, 0))
+
+
+def test_exact_mcnemar_is_a_binomial_test_on_discordant_pairs():
+    before = [1, 1, 1, 0, 0, 1, 1, 0]
+    after = [0, 0, 0, 0, 0, 1, 1, 1]
+    # discordant: 3 went 1 -> 0, 1 went 0 -> 1; p = 2 * P(X <= 1 | n=4, 1/2) = 2 * 5/16
+    assert mcnemar_exact(before, after) == pytest.approx(0.625)
+    # 10 discordant, all one way: p = 2 / 2^10
+    assert mcnemar_exact([1] * 10 + [0] * 5, [0] * 10 + [0] * 5) == pytest.approx(2 / 1024)
+    assert mcnemar_exact([1, 0, 1], [1, 0, 1]) == 1.0
+    with pytest.raises(ValueError):
+        mcnemar_exact([1, 0], [1])
+
+
+def test_holm_step_down():
+    # sorted 0.01, 0.03, 0.04 -> x3, x2, x1 = 0.03, 0.06, 0.04 -> monotone: 0.03, 0.06, 0.06
+    out = holm([0.01, 0.04, 0.03, float("nan")])
+    assert out[:3] == pytest.approx([0.03, 0.06, 0.06]) and math.isnan(out[3])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_cohen_kappa_by_hand():
+    # observed agreement 3/4; chance: p(1)=3/4 * 2/4 + p(0)=1/4 * 2/4 = 1/2 -> kappa = (0.75 - 0.5) / 0.5
+    assert cohen_kappa([1, 0, 1, 1], [1, 0, 0, 1]) == pytest.approx(0.5)
+    assert cohen_kappa([1, 1], [1, 1]) == 1.0
+    assert math.isnan(cohen_kappa([1, 1], [0, 0]))
+
+
+def test_bootstrap_intervals_bracket_the_estimate_and_collapse_when_constant():
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 1.0, 200)
+    lo, hi = bootstrap_ci([x], lambda a, axis=-1: np.mean(a, axis=axis), 2000, seed=1)
+    se = x.std(ddof=1) / math.sqrt(len(x))
+    assert lo < x.mean() < hi and (hi - lo) == pytest.approx(2 * 1.96 * se, rel=0.15)
+    assert bootstrap_ci([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]], mean_diff, paired=True) == (1.0, 1.0)
+    lo, hi = bootstrap_ci([[1, 0, 1, 1, 0, 1], [0, 0, 1, 0, 0, 0]], mean_diff, 2000, paired=True)
+    assert lo <= 0.5 <= hi
