@@ -87,8 +87,11 @@ def cmd_run(args) -> int:
     from ealign_dagster.definitions import defs as load_defs
 
     load_profile(args.profile)  # a bad profile fails here, before any run starts
+    from ealign_dagster.partitions import sync_constitutions
+
     defs = load_defs()
     instance = dg.DagsterInstance.get()
+    sync_constitutions(instance)  # every constitution file is a partition
     all_assets = list(defs.assets or []) + list(defs.asset_checks or [])
     resources = defs.resources
     observable, layers = plan(defs, args.select)

@@ -172,6 +172,9 @@ class EvalConfig(dg.Config):
     persona_generate: bool = True  # also code generated replies agree / disagree / ambiguous
     persona_sampling: SamplingConfig = SamplingConfig(max_new_tokens=8, temperature=0.0, top_p=1.0)
     bootstrap_resamples: int = 1000
+    # Re-evaluate on this cron schedule too (e.g. "0 2 * * *" against an endpoint whose model changes);
+    # empty: only when inputs change. Runs with `ealign ui` (its daemon).
+    nightly_cron: str | None = None
 
 
 class Profile(dg.Config):

@@ -37,9 +37,16 @@ def test_definitions_load_with_expected_assets_and_checks():
     for key in ("eval_generations", "judgments", "persona_responses"):
         assert graph.get(dg.AssetKey(key)).partitions_def == graph.get(dg.AssetKey("adapters")).partitions_def
     assert graph.get(dg.AssetKey("splits")).partitions_def.get_partition_keys() == SCOPES
-    cons = graph.get(dg.AssetKey("cai_revisions")).partitions_def.get_partition_keys()
+    # constitutions are dynamic partitions, one per file, registered on an instance
+    from ealign_dagster.partitions import sync_constitutions
+
+    instance = dg.DagsterInstance.ephemeral()
+    assert sync_constitutions(instance) == ["consequentialism", "deontology", "subordinate", "virtue"]
+    assert sync_constitutions(instance) == []
+    cons = graph.get(dg.AssetKey("cai_revisions")).partitions_def.get_partition_keys(dynamic_partitions_store=instance)
     assert cons == ["consequentialism", "deontology", "subordinate", "virtue"]
-    assert len(graph.get(dg.AssetKey("sft_datasets")).partitions_def.get_partition_keys()) == 12
+    sft = graph.get(dg.AssetKey("sft_datasets")).partitions_def
+    assert len(sft.get_partition_keys(dynamic_partitions_store=instance)) == 12
     assert all(spec.blocking for ad in d.asset_checks for spec in ad.check_specs)
 
 

@@ -1,6 +1,8 @@
 """Base models, the student's initial answers, constitutional revisions and the SFT datasets."""
 
 import dagster as dg
+
+from ealign_dagster.automation import eager
 import pandas as pd
 
 from ealign_dagster.defs.sources.assets import constitution_files
@@ -11,7 +13,7 @@ from ealign_dagster.resources import ProfileResource, StoreResource
 from ealign_dagster.store import Lineage, data_version
 
 
-@dg.asset(group_name="cai", pool="duckdb", kinds={"pytorch"})
+@dg.asset(group_name="cai", pool="duckdb", kinds={"pytorch"}, automation_condition=eager())
 def base_model(context: dg.AssetExecutionContext, profile: ProfileResource, store: StoreResource) -> dg.MaterializeResult:
     """The student and teacher models as plain HF folders (offline packs converted once)."""
     from ealign_dagster import models
@@ -37,7 +39,7 @@ def base_model(context: dg.AssetExecutionContext, profile: ProfileResource, stor
     return dg.MaterializeResult(data_version=dg.DataVersion(version), metadata={**table_metadata(df), "data_version": version})
 
 
-@dg.asset(deps=[splits, base_model], group_name="cai", pool="duckdb", kinds={"pytorch", "duckdb"})
+@dg.asset(deps=[splits, base_model], group_name="cai", pool="duckdb", kinds={"pytorch", "duckdb"}, automation_condition=eager())
 def initial_responses(context: dg.AssetExecutionContext, profile: ProfileResource, store: StoreResource) -> dg.MaterializeResult:
     """The helpful-only student's answer to every training prompt of every scope."""
     from ealign_dagster.cai import sampled_request
@@ -87,6 +89,7 @@ def _chains_md(df: pd.DataFrame, n: int = 3) -> dg.MetadataValue:
     deps=[initial_responses, constitution_files],
     partitions_def=CONSTITUTIONS,
     group_name="cai",
+    automation_condition=eager(),
     pool="duckdb",
     kinds={"pytorch", "duckdb"},
 )
@@ -136,6 +139,7 @@ def cai_revisions(context: dg.AssetExecutionContext, profile: ProfileResource, s
     ],
     partitions_def=CONSTITUTION_X_SCOPE,
     group_name="cai",
+    automation_condition=eager(),
     pool="duckdb",
     kinds={"duckdb"},
 )

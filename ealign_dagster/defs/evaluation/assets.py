@@ -6,6 +6,8 @@ share the loaded base; adapters are attached and switched, never reloaded."""
 
 import dagster as dg
 
+from ealign_dagster.automation import evaluation
+
 from ealign_dagster.defs.cai.assets import base_model
 from ealign_dagster.defs.sources.assets import benign_prompts_file, persona_item_bank
 from ealign_dagster.defs.splits.assets import splits
@@ -96,8 +98,8 @@ def _persona(context: dg.AssetExecutionContext, profile: ProfileResource, store:
     )
 
 
-ADAPTER = dict(partitions_def=CONSTITUTION_X_SCOPE, group_name="evaluation", pool="duckdb")
-BASE = dict(group_name="evaluation", pool="duckdb")
+ADAPTER = dict(partitions_def=CONSTITUTION_X_SCOPE, group_name="evaluation", pool="duckdb", automation_condition=evaluation())
+BASE = dict(group_name="evaluation", pool="duckdb", automation_condition=evaluation())
 
 
 @dg.asset(deps=[adapters, ALL_SPLITS, benign_prompts_file], kinds={"pytorch", "duckdb"}, **ADAPTER)

@@ -2,6 +2,8 @@
 table, persona scores, projectability and the known-persona validation."""
 
 import dagster as dg
+
+from ealign_dagster.automation import eager
 import pandas as pd
 
 from ealign_dagster.defs.cai.assets import base_model
@@ -17,7 +19,7 @@ from ealign_dagster.resources import ProfileResource, StoreResource
 from ealign_dagster.store import Lineage, data_version
 
 ALL = dg.AllPartitionMapping()
-GROUP = dict(group_name="results", pool="duckdb", kinds={"duckdb"})
+GROUP = dict(group_name="results", pool="duckdb", kinds={"duckdb"}, automation_condition=eager())
 
 
 def _models(db) -> pd.DataFrame:

@@ -3,9 +3,11 @@
 import dagster as dg
 import pandas as pd
 
-from ealign_dagster.inputs import constitution_paths, load_constitutions, load_taxonomy, taxonomy_path
+from ealign_dagster.automation import eager
+from ealign_dagster.inputs import load_taxonomy, taxonomy_path
 from ealign_dagster.meta import counts_md, table_metadata
-from ealign_dagster.paths import file_version, tree_version, value_version
+from ealign_dagster.partitions import CONSTITUTIONS
+from ealign_dagster.paths import file_version, value_version
 from ealign_dagster.resources import ProfileResource, StoreResource
 from ealign_dagster.store import Lineage, data_version
 
@@ -13,36 +15,34 @@ from ealign_dagster.store import Lineage, data_version
 @dg.observable_source_asset(group_name="inputs")
 def taxonomy_file() -> dg.ObserveResult:
     """assets/taxonomy.yaml: categories, scopes and the held-out map (validated on observation)."""
+    from ealign_dagster.observe import taxonomy_version
+
     taxonomy = load_taxonomy()
     return dg.ObserveResult(
-        data_version=dg.DataVersion(file_version(taxonomy_path())),
+        data_version=dg.DataVersion(taxonomy_version()),
         metadata={"categories": len(taxonomy.categories), "scopes": ", ".join(taxonomy.scopes)},
     )
 
 
-@dg.observable_source_asset(group_name="inputs")
-def constitution_files() -> dg.ObserveResult:
-    """assets/constitutions/*.yaml: one ethical constitution per file (schema-validated)."""
-    constitutions = load_constitutions()
-    paths = constitution_paths()
-    return dg.ObserveResult(
-        data_version=dg.DataVersion(tree_version(paths)),
-        metadata={
-            "files": dg.MetadataValue.md(
-                "\n".join(f"- {p.name}: {file_version(p)}, {len(constitutions[p.stem].principles)} principles" for p in paths)
-            )
-        },
-    )
+@dg.observable_source_asset(group_name="inputs", partitions_def=CONSTITUTIONS)
+def constitution_files(context) -> dg.DataVersionsByPartition:
+    """assets/constitutions/<name>.yaml, one partition per file (schema-validated): editing one
+    constitution changes only its own partition's version."""
+    from ealign_dagster.observe import constitution_versions
+
+    known = set(context.instance.get_dynamic_partitions(CONSTITUTIONS.name))
+    return dg.DataVersionsByPartition({k: v for k, v in constitution_versions().items() if k in known})
 
 
 @dg.observable_source_asset(group_name="inputs")
 def benign_prompts_file() -> dg.ObserveResult:
     """assets/benign/lookalikes.yaml: safe prompts that resemble harmful ones (over-refusal control)."""
-    from ealign_dagster.inputs import benign_path, load_benign
+    from ealign_dagster.inputs import load_benign
+    from ealign_dagster.observe import benign_version
 
     data = load_benign()
     return dg.ObserveResult(
-        data_version=dg.DataVersion(file_version(benign_path())),
+        data_version=dg.DataVersion(benign_version()),
         metadata={"prompts": len(data.prompts),
                   "by_category": counts_md(pd.Series([p.resembles for p in data.prompts]).value_counts().to_dict())},
     )
@@ -51,11 +51,12 @@ def benign_prompts_file() -> dg.ObserveResult:
 @dg.observable_source_asset(group_name="inputs")
 def persona_item_bank() -> dg.ObserveResult:
     """assets/persona/items.yaml: the ethical-persona Likert items (validated on observation)."""
-    from ealign_dagster.inputs import item_bank_path, load_item_bank
+    from ealign_dagster.inputs import load_item_bank
+    from ealign_dagster.observe import item_bank_version
 
     bank = load_item_bank()
     return dg.ObserveResult(
-        data_version=dg.DataVersion(file_version(item_bank_path())),
+        data_version=dg.DataVersion(item_bank_version()),
         metadata={"items": len(bank.items),
                   "by_subscale": counts_md(pd.Series([i.subscale for i in bank.items]).value_counts().to_dict())},
     )
@@ -64,9 +65,9 @@ def persona_item_bank() -> dg.ObserveResult:
 @dg.observable_source_asset(group_name="inputs")
 def prompt_source_files(profile: ProfileResource) -> dg.ObserveResult:
     """The files behind the profile's prompt sources (benchmark packs, local files)."""
-    from ealign_dagster.sources import source_files
+    from ealign_dagster.observe import source_versions
 
-    versions = {s.name: tree_version(source_files(s)) for s in profile.load().prompts.sources}
+    versions = source_versions(profile.load())
     return dg.ObserveResult(
         data_version=dg.DataVersion(value_version(versions)),
         metadata={"sources": counts_md(versions, "source", "version")},
@@ -77,6 +78,7 @@ def prompt_source_files(profile: ProfileResource) -> dg.ObserveResult:
     deps=[taxonomy_file, prompt_source_files],
     group_name="sources",
     pool="duckdb",
+    automation_condition=eager(),
     kinds={"duckdb"},
 )
 def prompts(context: dg.AssetExecutionContext, profile: ProfileResource, store: StoreResource) -> dg.MaterializeResult:

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from ealign_dagster.automation import eager
+
 from ealign_dagster.defs.sources.assets import prompts, taxonomy_file
 from ealign_dagster.inputs import load_taxonomy, taxonomy_path
 from ealign_dagster.meta import counts_md, table_metadata
@@ -15,6 +17,7 @@ from ealign_dagster.store import Lineage, data_version
     deps=[prompts, taxonomy_file],
     partitions_def=SCOPES,
     group_name="splits",
+    automation_condition=eager(),
     pool="duckdb",
     kinds={"duckdb"},
 )

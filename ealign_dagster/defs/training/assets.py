@@ -3,6 +3,8 @@
 import json
 
 import dagster as dg
+
+from ealign_dagster.automation import eager
 import pandas as pd
 
 from ealign_dagster.defs.cai.assets import base_model, sft_datasets
@@ -19,6 +21,7 @@ GPU_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": 
     deps=[sft_datasets, base_model],
     partitions_def=CONSTITUTION_X_SCOPE,
     group_name="training",
+    automation_condition=eager(),
     pool="train",
     op_tags=GPU_TAGS,
     kinds={"pytorch"},
