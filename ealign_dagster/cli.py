@@ -184,7 +184,7 @@ def cmd_ui(args) -> int:
 
 def cmd_report(args) -> int:
     root = _setup_home(args.home)
-    reports = sorted((root / "artifacts" / "reports").glob("*.html"), key=lambda p: p.stat().st_mtime)
+    reports = sorted((root / "artifacts" / "reports").glob("*/report.html"), key=lambda p: p.stat().st_mtime)
     if not reports:
         print(f"ealign report: no report under {root / 'artifacts' / 'reports'} yet", file=sys.stderr)
         return 1

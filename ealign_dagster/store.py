@@ -46,17 +46,24 @@ class Store:
         self.path = Path(path)
 
     @contextmanager
-    def connect(self, read_only: bool = False, attempts: int = 60):
+    def connect(self, read_only: bool = False, wait_s: float | None = None):
+        """A connection, waiting while another process holds the file (DuckDB allows one writing
+        process, or any number of read-only ones): a reader (`ealign sql`, the DuckDB CLI with
+        -readonly) and a run's writers take turns; neither fails because of the other. Writers wait up
+        to 10 minutes (a reader left open), readers up to 2."""
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        for i in range(attempts):
+        deadline = time.monotonic() + (wait_s if wait_s is not None else 120.0 if read_only else 600.0)
+        delay = 0.05
+        while True:
             try:
                 con = duckdb.connect(str(self.path), read_only=read_only)
                 break
             except duckdb.IOException as e:
-                if "lock" not in str(e).lower() or i == attempts - 1:
+                if "lock" not in str(e).lower() or time.monotonic() > deadline:
                     raise
-                time.sleep(min(0.1 * 2**i, 2.0))
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
         try:
             yield con
         finally:

@@ -14,7 +14,7 @@ from ealign_dagster.defs.automation.sensors import DATA_VERSION_TAG
 from ealign_dagster.partitions import sync_constitutions
 
 PER_CONSTITUTION = {"cai_revisions", "sft_datasets", "adapters", "eval_generations", "judgments", "persona_responses"}
-AGGREGATES = {"safety_scores", "emergent_alignment", "persona_scores", "projectability"}
+AGGREGATES = {"safety_scores", "emergent_alignment", "persona_scores", "projectability", "report"}
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_editing_the_item_bank_reruns_only_persona_scoring(world):
     assert [e.asset_key.to_user_string() for e in tick.asset_events] == ["persona_item_bank"]
     requested = _drain(world)
     assert {a for a, _ in requested} == {"persona_responses", "base_persona_responses", "persona_validation",
-                                         "persona_scores", "projectability"}
+                                         "persona_scores", "projectability", "report"}
     assert len([1 for a, _ in requested if a == "persona_responses"]) == 12
 
 

@@ -102,9 +102,30 @@ def _check_evaluation(home, adapters):
         if r["model_id"] != "base":
             assert all(r[c] not in ("", "[]") for c in chain), r
             assert r["constitution_path"].endswith(f"{r['constitution']}.yaml")
+    # the report: one self-contained page, five plots, all 13 models
+    page = Path(_run("report", "--home", home).stdout.strip())
+    html = page.read_text()
+    assert page.name == "report.html" and html.count("<img") == 5 and "data:image/png;base64," in html
+    assert len(list(page.parent.glob("*.png"))) == 5
+    assert _rows(home, "select models from reports")[0]["models"] == "13"
+    assert all(a["constitution"] in html for a in adapters)
+    _screenshot(page)
     # the README's example queries all run and return rows
     for f in sorted((ROOT / "sql" / "queries").glob("*.sql")):
         assert len(_run("sql", "--home", home, "--csv", f.read_text()).stdout.splitlines()) >= 2, f.name
+
+
+def _screenshot(page: Path):
+    """Render the report in headless Chromium when it is installed (Debian package `chromium`)."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        return
+    shot = page.parent / "screenshot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={shot}",
+                    "--window-size=1280,2400", page.as_uri()], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 30_000
 
 
 def test_cli_errors_are_one_clear_line(tmp_path):

@@ -12,7 +12,7 @@ EXPECTED_ASSETS = {
     "base_model", "initial_responses", "cai_revisions", "sft_datasets", "adapters",
     "benign_prompts_file", "persona_item_bank", "eval_generations", "base_eval_generations", "judgments",
     "base_judgments", "persona_responses", "base_persona_responses", "judge_validation", "safety_scores",
-    "emergent_alignment", "persona_scores", "projectability", "persona_validation",
+    "emergent_alignment", "persona_scores", "projectability", "persona_validation", "report",
 }
 SFT_CHECKS = {"sft_not_empty", "sft_no_eval_prompt", "sft_responses_nonempty_unique", "sft_token_length_bounds"}
 EXPECTED_CHECKS = {

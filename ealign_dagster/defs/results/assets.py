@@ -229,3 +229,49 @@ def persona_validation(context: dg.AssetExecutionContext, profile: ProfileResour
         metadata={**table_metadata(val), "table": _md(val, ["persona", "method", "own_score", "best_other_framework", "best_other_score", "margin", "lands_highest"]),
                   "lands_highest_logprob": f"{int(logprob['lands_highest'].sum())}/{len(logprob)}", "data_version": version},
     )
+
+
+@dg.asset(deps=[safety_scores, emergent_alignment, persona_scores, projectability, persona_validation, judge_validation], **GROUP)
+def report(context: dg.AssetExecutionContext, profile: ProfileResource, store: StoreResource) -> dg.MaterializeResult:
+    """A self-contained HTML report with PNG plots under artifacts/reports/ (`ealign report` prints
+    the latest); key tables and the per-category plot also show here."""
+    import base64
+    from datetime import datetime, timezone
+
+    from ealign_dagster.paths import artifacts_dir
+    from ealign_dagster.report import ReportData, model_labels, write_report
+
+    cfg = profile.load()
+    db = store.get()
+
+    def q(sql):
+        return db.query(sql)
+
+    data = ReportData(
+        safety=q("SELECT * FROM safety_scores"), emergent=q("SELECT * FROM emergent_alignment"),
+        persona=q("SELECT * FROM persona_scores"), projectability=q("SELECT * FROM projectability"),
+        persona_validation=q("SELECT * FROM persona_validation"), judge_validation=q("SELECT * FROM judge_validation"),
+        judge_agreement=q("SELECT judge_a, judge_b, field, n, agreement, kappa FROM judge_agreement"),
+        labels=model_labels(q("SELECT adapter_id, constitution, scope FROM adapters")), judge=cfg.eval.primary_judge,
+    )
+    inputs = _upstream(db, "safety_scores", "emergent_alignment", "persona_scores", "projectability", "persona_validation", "judge_validation")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = artifacts_dir() / "reports" / f"{stamp}-{context.run_id[:8]}"
+    provenance = {"profile": cfg.name, "run": context.run_id, "models": len(data.labels), **inputs}
+    path, pngs = write_report(data, out, f"ealign report: {cfg.name} profile", provenance)
+    row = pd.DataFrame([{"path": str(path), "pngs": ",".join(str(p) for p in pngs.values()), "models": len(data.labels)}])
+    version = data_version(row.drop(columns=["path", "pngs"]).assign(inputs=str(sorted(inputs.items()))))
+    db.replace("reports", row, {"run_id": context.run_id}, Lineage(context.run_id, "report", "", inputs), version)
+    png = base64.b64encode(pngs["safety_by_category"].read_bytes()).decode()
+    context.log.info(f"report: {path}")
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "safety_by_category": dg.MetadataValue.md(f"![safety by category](data:image/png;base64,{png})"),
+            "emergent_alignment": _md(data.emergent, ["constitution", "scope", "category_role", "delta", "ci_low", "ci_high", "p_holm"], 40),
+            "projectability": _md(data.projectability[data.projectability.model_id != "base"].sort_values("signature_change", ascending=False),
+                                  ["method", "constitution", "scope", "signature_change", "change_ci_low", "change_ci_high", "profile_fit"], 30),
+            "models": len(data.labels),
+        },
+    )
