@@ -6,6 +6,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 DAGSTER_YAML = """\
@@ -97,11 +98,15 @@ def cmd_run(args) -> int:
     observable, layers = plan(defs, args.select)
     tags = {"ealign/profile": args.profile}
 
+    run_ids: list[str] = []
+    started = time.time()
+
     def run(selection, partition_key=None) -> bool:
         result = dg.materialize(
             all_assets, selection=selection, partition_key=partition_key, instance=instance,
             resources=resources, raise_on_error=False, tags=tags, run_config=LOG_INFO,
         )
+        run_ids.append(result.run_id)
         if not result.success or any(not e.passed for e in result.get_asset_check_evaluations()):
             for line in _failures(result) or [f"run {result.run_id} failed"]:
                 print(f"ealign: {line}", file=sys.stderr)
@@ -115,7 +120,26 @@ def cmd_run(args) -> int:
             if not run(keys, key):
                 return 1
     _print_summary()
+    _print_timing(instance, run_ids, time.time() - started)
     return 0
+
+
+def _print_timing(instance, run_ids: list[str], wall: float) -> None:
+    """Where the time went: seconds per step (asset or check), summed over its partitions."""
+    import pandas as pd
+
+    rows = []
+    for rid in run_ids:
+        for st in instance.get_run_step_stats(rid):
+            if st.start_time and st.end_time:
+                rows.append({"step": st.step_key, "seconds": st.end_time - st.start_time})
+    if not rows:
+        return
+    df = pd.DataFrame(rows).groupby("step", as_index=False).agg(runs=("seconds", "size"), seconds=("seconds", "sum"))
+    df = df.sort_values("seconds", ascending=False)
+    df["share"] = (df["seconds"] / wall).map("{:.0%}".format)
+    df["seconds"] = df["seconds"].round(1)
+    print(f"\n== time per step (wall {wall / 60:.1f} min, {len(run_ids)} runs) ==\n{df.to_string(index=False)}")
 
 
 def _print_summary() -> None:

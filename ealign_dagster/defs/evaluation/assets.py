@@ -29,8 +29,12 @@ def _target(context: dg.AssetExecutionContext, store: StoreResource):
     return model_under_test(store.get())
 
 
-def _partition(context) -> str:
-    return str(context.partition_key) if context.has_partition_key else ""
+def _write(context, store: StoreResource, table: str, df, where: dict, inputs: dict, version: str | None = None) -> str:
+    """Replace this model's rows of `table` in one transaction, with lineage; returns the data version."""
+    version = version or data_version(df)
+    partition = str(context.partition_key) if context.has_partition_key else ""
+    store.get().replace(table, df, where, Lineage(context.run_id, context.asset_key.to_user_string(), partition, inputs), version)
+    return version
 
 
 def _generations(context: dg.AssetExecutionContext, profile: ProfileResource, store: StoreResource) -> dg.MaterializeResult:
@@ -40,8 +44,7 @@ def _generations(context: dg.AssetExecutionContext, profile: ProfileResource, st
     df, inputs = run_generations(profile.load(), store.get(), mut, log=context.log.info)
     version = data_version(df.drop(columns=["prompt_tokens"]))
     df["generation_version"] = version
-    asset = context.asset_key.to_user_string()
-    store.get().replace("generations", df, {"model_id": mut.model_id}, Lineage(context.run_id, asset, _partition(context), inputs), version)
+    _write(context, store, "generations", df, {"model_id": mut.model_id}, inputs, version)
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
         metadata={
@@ -59,9 +62,7 @@ def _judgments(context: dg.AssetExecutionContext, profile: ProfileResource, stor
 
     mut = _target(context, store)
     df, inputs = run_judgments(profile.load(), store.get(), mut, log=context.log.info)
-    version = data_version(df)
-    asset = context.asset_key.to_user_string()
-    store.get().replace("judgments", df, {"model_id": mut.model_id}, Lineage(context.run_id, asset, _partition(context), inputs), version)
+    version = _write(context, store, "judgments", df, {"model_id": mut.model_id}, inputs)
     harmful = df[df["benchmark"] != "benign"]
     rates = harmful.groupby("judge")["refused"].mean().to_dict()
     benign = df[df["benchmark"] == "benign"].groupby("judge")["refused"].mean().to_dict()
@@ -82,10 +83,7 @@ def _persona(context: dg.AssetExecutionContext, profile: ProfileResource, store:
 
     mut = _target(context, store)
     df, inputs = run_persona(profile.load(), store.get(), mut, log=context.log.info)
-    version = data_version(df)
-    asset = context.asset_key.to_user_string()
-    store.get().replace("persona_items", df, {"model_id": mut.model_id, "persona": ""},
-                        Lineage(context.run_id, asset, _partition(context), inputs), version)
+    version = _write(context, store, "persona_items", df, {"model_id": mut.model_id, "persona": ""}, inputs)
     means = df[df["paraphrase_of"].isna()].groupby(["method", "subscale"])["value"].mean().round(3)
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
