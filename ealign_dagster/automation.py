@@ -19,11 +19,6 @@ def eager() -> dg.AutomationCondition:
         "eager, after upstream blocking checks pass")
 
 
-def check_condition() -> dg.AutomationCondition:
-    """Checks run whenever the asset they check is (re-)materialized."""
-    return dg.AutomationCondition.eager()
-
-
 def nightly_cron() -> str | None:
     """The profile's `eval.nightly_cron` (profile from EALIGN_PROFILE, as the `profile` resource)."""
     from ealign_dagster.config import load_profile
