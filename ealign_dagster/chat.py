@@ -326,6 +326,7 @@ class OpenAIChat:
         """Log-probability of each option as the first reply token, from the endpoint's top
         log-probabilities (vLLM and OpenAI return up to 20); an option outside them gets -inf."""
         import numpy as np
+        import openai
 
         def one(messages):
             try:
@@ -340,8 +341,6 @@ class OpenAIChat:
                 raise EndpointError(f"{self.cfg.base_url}: no logprobs in the reply; the endpoint must support logprobs")
             top = {t.token.strip(): t.logprob for t in content[0].top_logprobs}
             return [top.get(o, -np.inf) for o in options]
-
-        import openai
 
         with ThreadPoolExecutor(max_workers=self.cfg.max_concurrency) as pool:
             return np.array(list(pool.map(one, prompts)), dtype=float).reshape(len(prompts), len(options))
