@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	GX_ANALYTICS_ENABLED=False $(BIN)/pytest -q
 
 demo: install

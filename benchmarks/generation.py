@@ -28,46 +28,67 @@ def main() -> None:
 
     import torch
 
-    from ealign_dagster import models
-    from ealign_dagster.chat import LocalChat, Request
-    from ealign_dagster.config import ModelConfig, SourceConfig
-    from ealign_dagster.sources import read_source
+    from ealign_dagster.core import models
+    from ealign_dagster.core.chat import LocalChat, Request
+    from ealign_dagster.core.config import ModelConfig, SourceConfig
+    from ealign_dagster.prompts.sources import read_source
 
     if models.is_built(args.model):
         models.build(args.model)
     rows = read_source(SourceConfig(name="advbench", kind="advbench", limit=args.prompts)).rows
-    reqs = [Request.chat([{"role": "user", "content": r.text}], max_new_tokens=args.max_new_tokens, temperature=0.0) for r in rows]
-    print(f"model {args.model}, {len(reqs)} prompts, max_new_tokens {args.max_new_tokens}, torch threads {torch.get_num_threads()}, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
+    reqs = [
+        Request.chat([{"role": "user", "content": r.text}], max_new_tokens=args.max_new_tokens, temperature=0.0)
+        for r in rows
+    ]
+    print(
+        f"model {args.model}, {len(reqs)} prompts, max_new_tokens {args.max_new_tokens}, torch threads {torch.get_num_threads()}, device {'cuda' if torch.cuda.is_available() else 'cpu'}"
+    )
 
     # Baseline: the naive loop, one prompt per generate call, fp32, greedy.
     chat = LocalChat(ModelConfig(model=args.model, dtype="float32", batch_size=1))
     tok, model = chat.tokenizer, chat.model
     start, tokens = time.perf_counter(), 0
     for r in reqs:
-        ids = tok.apply_chat_template(r.as_messages(), add_generation_prompt=True, return_tensors="pt", return_dict=True).to(chat.device)
+        ids = tok.apply_chat_template(
+            r.as_messages(), add_generation_prompt=True, return_tensors="pt", return_dict=True
+        ).to(chat.device)
         with torch.inference_mode():
-            out = model.generate(**ids, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
-        new = out[0, ids["input_ids"].shape[1]:].tolist()
+            out = model.generate(
+                **ids, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+            )
+        new = out[0, ids["input_ids"].shape[1] :].tolist()
         tokens += new.index(tok.eos_token_id) if tok.eos_token_id in new else len(new)
     base = tokens / (time.perf_counter() - start)
     print(f"naive loop (fp32, batch 1): {tokens} tokens, {base:.1f} tok/s")
 
     # CAI requests share a long prefix (persona + few-shot exemplar): prefilled once vs per row.
-    from ealign_dagster.cai import critique_messages
-    from ealign_dagster.inputs import load_constitutions
+    from ealign_dagster.cai.revise import critique_messages
+    from ealign_dagster.core.schemas import load_constitutions
 
     con = load_constitutions()["virtue"]
-    cai = [Request.chat(critique_messages(con, con.principles[i % len(con.principles)], r.text, "Sure, here is how.", 1),
-                        max_new_tokens=args.max_new_tokens, temperature=0.0) for i, r in enumerate(rows)]
+    cai = [
+        Request.chat(
+            critique_messages(con, con.principles[i % len(con.principles)], r.text, "Sure, here is how.", 1),
+            max_new_tokens=args.max_new_tokens,
+            temperature=0.0,
+        )
+        for i, r in enumerate(rows)
+    ]
     rates = {}
     for min_tokens in (0, 32):
-        chat = LocalChat(ModelConfig(model=args.model, dtype="float32", batch_size=max(args.batch_sizes), prefix_cache_min_tokens=min_tokens))
+        chat = LocalChat(
+            ModelConfig(
+                model=args.model, dtype="float32", batch_size=max(args.batch_sizes), prefix_cache_min_tokens=min_tokens
+            )
+        )
         chat.state.pop("prefix", None)
         start, tokens = time.perf_counter(), 0
         for _, results in chat.generate_batches(cai):
             tokens += sum(r.completion_tokens for r in results)
         rates[min_tokens] = tokens / (time.perf_counter() - start)
-        print(f"CAI critiques (few-shot 1, batch {max(args.batch_sizes)}), prefix cache {'on' if min_tokens else 'off'}: {rates[min_tokens]:.1f} tok/s")
+        print(
+            f"CAI critiques (few-shot 1, batch {max(args.batch_sizes)}), prefix cache {'on' if min_tokens else 'off'}: {rates[min_tokens]:.1f} tok/s"
+        )
     print(f"prefix cache ratio: {rates[32] / rates[0]:.2f}x")
 
     for dtype in args.dtypes:

@@ -25,9 +25,9 @@ def _pairs(n: int):
     import csv
     import io
 
-    from ealign_dagster.inputs import read_text
-    from ealign_dagster.judges import REFUSAL_DATA
-    from ealign_dagster.paths import pack_file
+    from ealign_dagster.core.paths import pack_file
+    from ealign_dagster.core.schemas import read_text
+    from ealign_dagster.judges.registry import REFUSAL_DATA
 
     rows = []
     for pkg, rel in REFUSAL_DATA:
@@ -40,7 +40,7 @@ def eval_loss(model, examples, pad_id, batch_size=8) -> float:
     """Mean assistant-token loss over every example: one number both trainers are judged by."""
     import torch
 
-    from ealign_dagster.training import _collate, assistant_loss
+    from ealign_dagster.training.lora import _collate, assistant_loss
 
     model.eval()
     total, count = 0.0, 0
@@ -61,18 +61,37 @@ def _peak_mb() -> float:
 def run_ours(args, model_path) -> dict:
     from transformers import AutoTokenizer
 
-    from ealign_dagster.config import TrainConfig
-    from ealign_dagster.training import tokenize, train
+    from ealign_dagster.core.config import TrainConfig
+    from ealign_dagster.training.lora import tokenize, train
 
     tok = AutoTokenizer.from_pretrained(model_path)
     pairs = _pairs(args.examples)
     ex = tokenize(tok, [p for p, _ in pairs], [r for _, r in pairs], args.max_length)
-    cfg = TrainConfig(rank=16, alpha=32, dropout=0.0, target_modules=TARGETS, learning_rate=2e-4, scheduler="constant",
-                      warmup_ratio=0.0, max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
-                      checkpoint_every=0, dtype=args.dtype, gradient_checkpointing=args.gc)
+    cfg = TrainConfig(
+        rank=16,
+        alpha=32,
+        dropout=0.0,
+        target_modules=TARGETS,
+        learning_rate=2e-4,
+        scheduler="constant",
+        warmup_ratio=0.0,
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        checkpoint_every=0,
+        dtype=args.dtype,
+        gradient_checkpointing=args.gc,
+    )
     out = tempfile.mkdtemp()
-    res = train(model_path, ex, cfg, __import__("pathlib").Path(out) / "a", __import__("pathlib").Path(out) / "c",
-                log=lambda m: None, pad_id=tok.pad_token_id)
+    res = train(
+        model_path,
+        ex,
+        cfg,
+        __import__("pathlib").Path(out) / "a",
+        __import__("pathlib").Path(out) / "c",
+        log=lambda m: None,
+        pad_id=tok.pad_token_id,
+    )
     steady = res.log[2:]  # the first steps include one-time setup
     secs = steady[-1]["seconds"] - res.log[1]["seconds"]
     input_tokens = _input_tokens(ex, args)
@@ -81,13 +100,17 @@ def run_ours(args, model_path) -> dict:
     from transformers import AutoModelForCausalLM
 
     trained = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_path), out + "/a")
-    return {"s_per_step": secs / len(steady), "loss": eval_loss(trained, ex, tok.pad_token_id),
-            "tokens_per_s": sum(input_tokens[2:]) / secs, "peak_mb": peak}
+    return {
+        "s_per_step": secs / len(steady),
+        "loss": eval_loss(trained, ex, tok.pad_token_id),
+        "tokens_per_s": sum(input_tokens[2:]) / secs,
+        "peak_mb": peak,
+    }
 
 
 def _input_tokens(ex, args):
     """Non-pad tokens per optimizer step, in the order both trainers see the data."""
-    from ealign_dagster.training import _batches
+    from ealign_dagster.training.lora import _batches
 
     out, epoch = [], 0
     while len(out) < args.steps:
@@ -104,13 +127,16 @@ def run_trl(args, model_path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from ealign_dagster.training import tokenize
+    from ealign_dagster.training.lora import tokenize
 
     tok = AutoTokenizer.from_pretrained(model_path)
     pairs = _pairs(args.examples)
-    ds = datasets.Dataset.from_list([
-        {"prompt": [{"role": "user", "content": p}], "completion": [{"role": "assistant", "content": r}]} for p, r in pairs
-    ])
+    ds = datasets.Dataset.from_list(
+        [
+            {"prompt": [{"role": "user", "content": p}], "completion": [{"role": "assistant", "content": r}]}
+            for p, r in pairs
+        ]
+    )
     times = []
 
     class Clock(TrainerCallback):
@@ -118,23 +144,45 @@ def run_trl(args, model_path) -> dict:
             times.append(time.perf_counter())
 
     cfg = SFTConfig(
-        output_dir=tempfile.mkdtemp(), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-        learning_rate=2e-4, lr_scheduler_type="constant", warmup_steps=0, logging_steps=1, save_strategy="no",
-        report_to="none", max_length=args.max_length, packing=False, completion_only_loss=True, seed=0,
-        use_cpu=not torch.cuda.is_available(), bf16=args.dtype == "bfloat16", dataloader_drop_last=False,
+        output_dir=tempfile.mkdtemp(),
+        max_steps=args.steps,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=2e-4,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        max_length=args.max_length,
+        packing=False,
+        completion_only_loss=True,
+        seed=0,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=args.dtype == "bfloat16",
+        dataloader_drop_last=False,
         gradient_checkpointing=args.gc,  # TRL's default is True; both sides run the same setting
     )
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, args.dtype))
-    trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok, callbacks=[Clock()],
-                         peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM"))
+    trainer = SFTTrainer(
+        model=model,
+        args=cfg,
+        train_dataset=ds,
+        processing_class=tok,
+        callbacks=[Clock()],
+        peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM"),
+    )
     trainer.train()
     secs = times[-1] - times[1]
     peak = _peak_mb()
     ex = tokenize(tok, [p for p, _ in pairs], [r for _, r in pairs], args.max_length)
     steps_tokens = _input_tokens(ex, args)  # same data volume per step (the samplers differ in order only)
     mean_tokens = sum(steps_tokens) / len(steps_tokens)
-    return {"s_per_step": secs / (len(times) - 2), "loss": eval_loss(trainer.model, ex, tok.pad_token_id),
-            "tokens_per_s": mean_tokens * (len(times) - 2) / secs, "peak_mb": peak}
+    return {
+        "s_per_step": secs / (len(times) - 2),
+        "loss": eval_loss(trainer.model, ex, tok.pad_token_id),
+        "tokens_per_s": mean_tokens * (len(times) - 2) / secs,
+        "peak_mb": peak,
+    }
 
 
 def main() -> None:
@@ -151,7 +199,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["EALIGN_HOME"] = args.home
 
-    from ealign_dagster import models
+    from ealign_dagster.core import models
 
     if models.is_built(args.model):
         models.build(args.model)
@@ -161,18 +209,39 @@ def main() -> None:
         return
     results = {}
     for which in ("ours", "trl"):
-        cmd = [sys.executable, __file__, "--only", which, "--home", args.home, "--model", args.model, "--steps", str(args.steps),
-               "--examples", str(args.examples), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
-               "--dtype", args.dtype] + (["--gc"] if args.gc else [])
+        cmd = [
+            sys.executable,
+            __file__,
+            "--only",
+            which,
+            "--home",
+            args.home,
+            "--model",
+            args.model,
+            "--steps",
+            str(args.steps),
+            "--examples",
+            str(args.examples),
+            "--batch-size",
+            str(args.batch_size),
+            "--max-length",
+            str(args.max_length),
+            "--dtype",
+            args.dtype,
+        ] + (["--gc"] if args.gc else [])
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"{which} failed:\n{out.stderr[-3000:]}")
         results[which] = json.loads(out.stdout.strip().splitlines()[-1])
         r = results[which]
-        print(f"{which:>4}: {r['tokens_per_s']:.0f} tok/s, {r['s_per_step']:.2f} s/step, loss on all examples after training {r['loss']:.4f}, peak {r['peak_mb']:.0f} MB")
+        print(
+            f"{which:>4}: {r['tokens_per_s']:.0f} tok/s, {r['s_per_step']:.2f} s/step, loss on all examples after training {r['loss']:.4f}, peak {r['peak_mb']:.0f} MB"
+        )
     o, t = results["ours"], results["trl"]
-    print(f"ratio ours/TRL: {o['tokens_per_s'] / t['tokens_per_s']:.2f}x tokens/s, loss {o['loss'] / t['loss']:.3f}, "
-          f"peak memory {o['peak_mb'] / t['peak_mb']:.2f}")
+    print(
+        f"ratio ours/TRL: {o['tokens_per_s'] / t['tokens_per_s']:.2f}x tokens/s, loss {o['loss'] / t['loss']:.3f}, "
+        f"peak memory {o['peak_mb'] / t['peak_mb']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ def plan(defs, select: str | None):
             layers[-1][1].append(k)
         else:
             layers.append((pdef, [k]))
-    observable = [k for k in graph.get_all_asset_keys() if graph.get(k).is_observable and not graph.get(k).is_materializable]
+    observable = [
+        k for k in graph.get_all_asset_keys() if graph.get(k).is_observable and not graph.get(k).is_materializable
+    ]
     return observable, layers
 
 
@@ -81,14 +83,14 @@ def _failures(result) -> list[str]:
 
 
 def cmd_run(args) -> int:
-    _setup_home(args.home, args.profile)
+    root = _setup_home(args.home, args.profile)
     import dagster as dg
 
-    from ealign_dagster.config import load_profile
+    from ealign_dagster.core.config import load_profile
     from ealign_dagster.definitions import defs as load_defs
+    from ealign_dagster.orchestration.partitions import sync_constitutions
 
     load_profile(args.profile)  # a bad profile fails here, before any run starts
-    from ealign_dagster.partitions import sync_constitutions
 
     defs = load_defs()
     instance = dg.DagsterInstance.get()
@@ -103,8 +105,14 @@ def cmd_run(args) -> int:
 
     def run(selection, partition_key=None) -> bool:
         result = dg.materialize(
-            all_assets, selection=selection, partition_key=partition_key, instance=instance,
-            resources=resources, raise_on_error=False, tags=tags, run_config=LOG_INFO,
+            all_assets,
+            selection=selection,
+            partition_key=partition_key,
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+            tags=tags,
+            run_config=LOG_INFO,
         )
         run_ids.append(result.run_id)
         if not result.success or any(not e.passed for e in result.get_asset_check_evaluations()):
@@ -119,14 +127,14 @@ def cmd_run(args) -> int:
         for key in pdef.get_partition_keys(dynamic_partitions_store=instance) if pdef else [None]:
             if not run(keys, key):
                 return 1
-    _print_summary()
+    _print_summary(root)
     _print_timing(instance, run_ids, time.time() - started)
     return 0
 
 
 def _print_timing(instance, run_ids: list[str], wall: float) -> None:
     """Where the time went: seconds per step (asset or check), summed over its partitions."""
-    import pandas as pd
+    import polars as pl
 
     rows = []
     for rid in run_ids:
@@ -135,74 +143,132 @@ def _print_timing(instance, run_ids: list[str], wall: float) -> None:
                 rows.append({"step": st.step_key, "seconds": st.end_time - st.start_time})
     if not rows:
         return
-    df = pd.DataFrame(rows).groupby("step", as_index=False).agg(runs=("seconds", "size"), seconds=("seconds", "sum"))
-    df = df.sort_values("seconds", ascending=False)
-    df["share"] = (df["seconds"] / wall).map("{:.0%}".format)
-    df["seconds"] = df["seconds"].round(1)
-    print(f"\n== time per step (wall {wall / 60:.1f} min, {len(run_ids)} runs) ==\n{df.to_string(index=False)}")
+    df = pl.DataFrame(rows).group_by("step").agg(runs=pl.len(), seconds=pl.col("seconds").sum())
+    df = df.sort("seconds", descending=True).with_columns(
+        share=(pl.col("seconds") / wall * 100).round(0).cast(pl.Int64).cast(pl.String) + "%",
+        seconds=pl.col("seconds").round(1),
+    )
+    print(f"\n== time per step (wall {wall / 60:.1f} min, {len(run_ids)} runs) ==\n{_text(df)}")
 
 
-def _print_summary() -> None:
-    from ealign_dagster.paths import db_path
-    from ealign_dagster.store import Store
+def _text(df) -> str:
+    """A polars frame as a plain text table (every row, no shape line)."""
+    import polars as pl
 
-    store = Store(db_path())
+    with pl.Config(
+        tbl_rows=500,
+        tbl_cols=50,
+        tbl_width_chars=250,
+        fmt_str_lengths=80,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_formatting="NOTHING",
+    ):
+        return str(df)
+
+
+def _print_summary(root: Path) -> None:
+    from ealign_dagster.core.paths import Home
+    from ealign_dagster.core.store import Store
+
+    store = Store(Home.at(root).db)
     for title, sql in [
-        ("split sizes", "SELECT scope, role, count(*) AS n, count(DISTINCT category) AS categories FROM splits GROUP BY ALL ORDER BY ALL"),
+        (
+            "split sizes",
+            "SELECT scope, role, count(*) AS n, count(DISTINCT category) AS categories FROM splits GROUP BY ALL ORDER BY ALL",
+        ),
         ("filter drops", "SELECT scope, reason, count(*) AS dropped FROM split_audit GROUP BY ALL ORDER BY ALL"),
-        ("constitutional revisions", "SELECT constitution, count(DISTINCT prompt_id) AS prompts,"
-         " round(count(*) FILTER (WHERE selected) / count(DISTINCT prompt_id), 3) AS prompt_acceptance, round(avg(accepted::INT), 3) AS candidate_acceptance,"
-         " sum(critique_tokens + revision_tokens) AS generated_tokens FROM cai_revisions GROUP BY ALL ORDER BY ALL"),
-        ("sft examples", "SELECT constitution, scope, count(*) AS examples, sum(n_tokens) AS tokens FROM sft_examples GROUP BY ALL ORDER BY ALL"),
-        ("adapters", "SELECT constitution, scope, adapter_id, steps, round(train_loss, 3) AS train_loss,"
-         " round(tokens_per_s, 1) AS tokens_per_s, round(seconds, 1) AS seconds, device FROM adapters ORDER BY ALL"),
-        ("judge validation (held-back human labels)", "SELECT judge, n, round(accuracy, 3) AS accuracy, round(roc_auc, 3) AS roc_auc FROM judge_validation ORDER BY judge"),
-        ("judge agreement", "SELECT judge_a, judge_b, n, round(agreement, 3) AS agreement, round(kappa, 3) AS kappa FROM judge_agreement"),
-        ("safety: rate per model, all categories", "SELECT coalesce(a.constitution, 'base') AS constitution, coalesce(a.scope, '') AS scope, s.judge, s.benchmark,"
-         " s.metric, s.n, round(s.rate, 3) AS rate, round(s.ci_low, 3) AS ci_low, round(s.ci_high, 3) AS ci_high, round(s.p_holm, 3) AS p_holm"
-         " FROM safety_scores s LEFT JOIN adapters a ON a.adapter_id = s.model_id"
-         " WHERE s.category = 'all' AND s.judge = (SELECT any_value(judge) FROM emergent_alignment) ORDER BY s.benchmark, constitution, scope"),
-        ("emergent alignment (change vs base; negative = safer / less over-refusal)", "SELECT constitution, scope, category_role, metric, n,"
-         " round(base_rate, 3) AS base, round(model_rate, 3) AS model, round(delta, 3) AS delta, round(ci_low, 3) AS ci_low,"
-         " round(ci_high, 3) AS ci_high, round(p_holm, 3) AS p_holm FROM emergent_alignment ORDER BY ALL"),
-        ("projectability (logprob Likert; signature change vs base, ranked)", "SELECT constitution, scope, round(signature, 3) AS signature,"
-         " round(signature_change, 3) AS change, round(change_ci_low, 3) AS ci_low, round(change_ci_high, 3) AS ci_high,"
-         " round(profile_fit, 3) AS profile_fit FROM projectability WHERE method = 'logprob' AND model_id <> 'base' ORDER BY change DESC"),
-        ("known-persona validation (base model prompted as each persona)", "SELECT persona, method, round(own_score, 3) AS own,"
-         " best_other_framework, round(best_other_score, 3) AS best_other, lands_highest FROM persona_validation ORDER BY method, persona"),
+        (
+            "constitutional revisions",
+            "SELECT constitution, count(DISTINCT prompt_id) AS prompts,"
+            " round(count(*) FILTER (WHERE selected) / count(DISTINCT prompt_id), 3) AS prompt_acceptance, round(avg(accepted::INT), 3) AS candidate_acceptance,"
+            " sum(critique_tokens + revision_tokens) AS generated_tokens FROM cai_revisions GROUP BY ALL ORDER BY ALL",
+        ),
+        (
+            "sft examples",
+            "SELECT constitution, scope, count(*) AS examples, sum(n_tokens) AS tokens FROM sft_examples GROUP BY ALL ORDER BY ALL",
+        ),
+        (
+            "adapters",
+            "SELECT constitution, scope, adapter_id, steps, round(train_loss, 3) AS train_loss,"
+            " round(tokens_per_s, 1) AS tokens_per_s, round(seconds, 1) AS seconds, device FROM adapters ORDER BY ALL",
+        ),
+        (
+            "judge validation (held-back human labels)",
+            "SELECT judge, n, round(accuracy, 3) AS accuracy, round(roc_auc, 3) AS roc_auc FROM judge_validation ORDER BY judge",
+        ),
+        (
+            "judge agreement",
+            "SELECT judge_a, judge_b, n, round(agreement, 3) AS agreement, round(kappa, 3) AS kappa FROM judge_agreement",
+        ),
+        (
+            "safety: rate per model, all categories",
+            "SELECT coalesce(a.constitution, 'base') AS constitution, coalesce(a.scope, '') AS scope, s.judge, s.benchmark,"
+            " s.metric, s.n, round(s.rate, 3) AS rate, round(s.ci_low, 3) AS ci_low, round(s.ci_high, 3) AS ci_high, round(s.p_holm, 3) AS p_holm"
+            " FROM safety_scores s LEFT JOIN adapters a ON a.adapter_id = s.model_id"
+            " WHERE s.category = 'all' AND s.judge = (SELECT any_value(judge) FROM emergent_alignment) ORDER BY s.benchmark, constitution, scope",
+        ),
+        (
+            "emergent alignment (change vs base; negative = safer / less over-refusal)",
+            "SELECT constitution, scope, category_role, metric, n,"
+            " round(base_rate, 3) AS base, round(model_rate, 3) AS model, round(delta, 3) AS delta, round(ci_low, 3) AS ci_low,"
+            " round(ci_high, 3) AS ci_high, round(p_holm, 3) AS p_holm FROM emergent_alignment ORDER BY ALL",
+        ),
+        (
+            "projectability (logprob Likert; signature change vs base, ranked)",
+            "SELECT constitution, scope, round(signature, 3) AS signature,"
+            " round(signature_change, 3) AS change, round(change_ci_low, 3) AS ci_low, round(change_ci_high, 3) AS ci_high,"
+            " round(profile_fit, 3) AS profile_fit FROM projectability WHERE method = 'logprob' AND model_id <> 'base' ORDER BY change DESC",
+        ),
+        (
+            "known-persona validation (base model prompted as each persona)",
+            "SELECT persona, method, round(own_score, 3) AS own,"
+            " best_other_framework, round(best_other_score, 3) AS best_other, lands_highest FROM persona_validation ORDER BY method, persona",
+        ),
     ]:
         try:
             df = store.query(sql, read_only=True)
         except Exception:
             continue
-        print(f"\n== {title} ==\n{df.to_string(index=False)}")
+        print(f"\n== {title} ==\n{_text(df)}")
 
 
 def cmd_sql(args) -> int:
-    _setup_home(args.home)
+    root = _setup_home(args.home)
     import duckdb
+    import polars as pl
 
-    from ealign_dagster.paths import db_path
-    from ealign_dagster.store import Store
+    from ealign_dagster.core.paths import Home
+    from ealign_dagster.core.store import Store
 
     try:
-        df = Store(db_path()).query(args.sql, read_only=True)
+        df = Store(Home.at(root).db).query(args.sql, read_only=True)
     except (duckdb.Error, FileNotFoundError) as e:
         print(f"ealign sql: {e}", file=sys.stderr)
         return 1
     if args.csv:
-        df.to_csv(sys.stdout, index=False)
+        nested = [c for c, t in df.schema.items() if t.is_nested()]  # CSV has no lists: write them as text
+        df = df.with_columns(pl.Series(c, [None if v is None else str(v) for v in df[c].to_list()]) for c in nested)
+        sys.stdout.write(df.write_csv())
     else:
-        import pandas as pd
-
-        with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200):
-            print(df.to_string(index=False))
+        print(_text(df))
     return 0
 
 
 def cmd_ui(args) -> int:
     _setup_home(args.home, args.profile)
-    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "ealign_dagster.definitions", "-h", "127.0.0.1", "-p", str(args.port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-m",
+        "ealign_dagster.definitions",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(args.port),
+    ]
     return subprocess.call(cmd)
 
 
@@ -247,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except Exception as e:  # input errors: one clear line, no traceback
-        from ealign_dagster.inputs import InputError
+        from ealign_dagster.core.schemas import InputError
 
         if isinstance(e, (InputError, FileNotFoundError)):
             print(f"ealign: {e}", file=sys.stderr)

@@ -26,6 +26,14 @@ def home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def paths(home, embedding_cache):
+    """The Home of a fresh test home, sharing the session's embedding cache."""
+    from ealign_dagster.core.paths import Home
+
+    return Home.at(home, embedding_cache)
+
+
+@pytest.fixture
 def assets_copy(tmp_path, monkeypatch):
     """A private copy of assets/ that a test may edit."""
     dst = tmp_path / "assets"

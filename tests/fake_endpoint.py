@@ -48,22 +48,38 @@ class Endpoint:
                     else:
                         time.sleep(0.05)  # long enough for concurrent requests to overlap
                     if action == 429:
-                        return self._send(429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"retry-after-ms": "20"})
+                        return self._send(
+                            429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"retry-after-ms": "20"}
+                        )
                     if action == 500:
                         return self._send(500, {"error": {"message": "boom", "type": "server_error"}})
                     if action == 404:
-                        return self._send(404, {"error": {"message": f"model '{body['model']}' not found", "type": "not_found"}})
+                        return self._send(
+                            404, {"error": {"message": f"model '{body['model']}' not found", "type": "not_found"}}
+                        )
                     last = body["messages"][-1]["content"]
                     text = endpoint.reply(body) if endpoint.reply else f"reply to: {last}"
                     choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
                     if body.get("logprobs") and endpoint.top_logprobs:
-                        top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in endpoint.top_logprobs(body).items()]
+                        top = [
+                            {"token": t, "logprob": lp, "bytes": None} for t, lp in endpoint.top_logprobs(body).items()
+                        ]
                         choice["logprobs"] = {"content": [{**top[0], "top_logprobs": top}]}
-                    self._send(200, {
-                        "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                        "choices": [choice],
-                        "usage": {"prompt_tokens": len(last.split()), "completion_tokens": len(text.split()), "total_tokens": 0},
-                    })
+                    self._send(
+                        200,
+                        {
+                            "id": "x",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": body["model"],
+                            "choices": [choice],
+                            "usage": {
+                                "prompt_tokens": len(last.split()),
+                                "completion_tokens": len(text.split()),
+                                "total_tokens": 0,
+                            },
+                        },
+                    )
                 finally:
                     with endpoint.lock:
                         endpoint.in_flight -= 1

@@ -5,16 +5,15 @@ Runs are real Dagster runs on an ephemeral instance, of stand-ins that keep ever
 dependencies, partitions, partition mappings, automation condition and blocking checks, with bodies
 that only report success: the graph and its conditions are the project's, the work is skipped."""
 
-import json
-
 import dagster as dg
 import pytest
 
-from ealign_dagster.defs.automation.sensors import DATA_VERSION_TAG
-from ealign_dagster.partitions import sync_constitutions
+from ealign_dagster.orchestration.partitions import sync_constitutions
 
-PER_CONSTITUTION = {"cai_revisions", "sft_datasets", "adapters", "eval_generations", "judgments", "persona_responses"}
-AGGREGATES = {"safety_scores", "emergent_alignment", "persona_scores", "projectability", "report"}
+PER_CONSTITUTION = {"cai_revisions", "sft_datasets", "adapters"}
+# Evaluation covers every model under test in one step (unchanged models come from the cache).
+EVALUATION = {"eval_generations", "judgments", "persona_responses"}
+AGGREGATES = {"judge_agreement", "safety_scores", "emergent_alignment", "persona_scores", "projectability", "report"}
 
 
 @pytest.fixture
@@ -30,7 +29,12 @@ def world(assets_copy, monkeypatch):
     sync_constitutions(instance)
     tick = _sensor(defs, instance, None)  # first tick: every input observed
     assert {e.asset_key.to_user_string() for e in tick.asset_events} == {
-        "taxonomy_file", "constitution_files", "benign_prompts_file", "persona_item_bank", "prompt_source_files"}
+        "taxonomy_file",
+        "constitution_files",
+        "benign_prompts_file",
+        "persona_item_bank",
+        "prompt_source_files",
+    }
     for e in tick.asset_events:
         instance.report_runless_asset_event(e)
     for key in graph.materializable_asset_keys:
@@ -45,12 +49,18 @@ def world(assets_copy, monkeypatch):
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
         assert result.total_requested == 0
         cursor = result.cursor
-    return {"defs": defs, "graph": graph, "instance": instance, "cursor": cursor, "sensor_cursor": tick.cursor,
-            "assets": assets_copy}
+    return {
+        "defs": defs,
+        "graph": graph,
+        "instance": instance,
+        "cursor": cursor,
+        "sensor_cursor": tick.cursor,
+        "assets": assets_copy,
+    }
 
 
 def _sensor(defs, instance, cursor):
-    from ealign_dagster.defs.automation.sensors import input_files
+    from ealign_dagster.orchestration.automation import input_files
 
     ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources)
     return input_files(ctx)
@@ -69,8 +79,12 @@ def _stand_ins(defs: dg.Definitions) -> dg.Definitions:
             assets.append(ad)
             continue
 
-        @dg.multi_asset(specs=list(ad.specs), check_specs=list(ad.check_specs), can_subset=True,
-                        name="stand_in_" + "_".join(k.to_python_identifier() for k in ad.keys))
+        @dg.multi_asset(
+            specs=list(ad.specs),
+            check_specs=list(ad.check_specs),
+            can_subset=True,
+            name="stand_in_" + "_".join(k.to_python_identifier() for k in ad.keys),
+        )
         def body(context: dg.AssetExecutionContext):
             for key in context.selected_asset_keys:
                 yield dg.MaterializeResult(asset_key=key)
@@ -80,6 +94,7 @@ def _stand_ins(defs: dg.Definitions) -> dg.Definitions:
         assets.append(body)
     checks = []
     for cd in {id(c): c for c in check_defs}.values():
+
         @dg.multi_asset_check(specs=list(cd.check_specs), can_subset=True, name="stand_in_" + cd.node_def.name)
         def check_body(context: dg.AssetCheckExecutionContext):
             for ck in context.selected_asset_check_keys:
@@ -91,8 +106,14 @@ def _stand_ins(defs: dg.Definitions) -> dg.Definitions:
 
 def _run(defs, instance, key, partition):
     """A real run of one asset partition with its checks."""
-    result = dg.materialize([*defs.assets, *(defs.asset_checks or [])], selection=[key], partition_key=partition,
-                            instance=instance, raise_on_error=True, resources=defs.resources)
+    result = dg.materialize(
+        [*defs.assets, *(defs.asset_checks or [])],
+        selection=[key],
+        partition_key=partition,
+        instance=instance,
+        raise_on_error=True,
+        resources=defs.resources,
+    )
     assert result.success
 
 
@@ -125,12 +146,14 @@ def _edit_and_observe(world, path, old, new):
 
 def test_editing_one_constitution_requests_exactly_its_partitions(world):
     tick = _edit_and_observe(world, world["assets"] / "constitutions" / "virtue.yaml", "title: ", "title: Revised ")
-    assert [(e.asset_key.to_user_string(), e.partition) for e in tick.asset_events] == [("constitution_files", "virtue")]
+    assert [(e.asset_key.to_user_string(), e.partition) for e in tick.asset_events] == [
+        ("constitution_files", "virtue")
+    ]
     requested = _drain(world)
     scopes = ["broad", "narrow_harassment", "narrow_illegal"]
     expected = {("cai_revisions", "virtue")}
     expected |= {(a, f"virtue|{s}") for a in PER_CONSTITUTION - {"cai_revisions"} for s in scopes}
-    expected |= {(a, None) for a in AGGREGATES | {"persona_validation"}}
+    expected |= {(a, None) for a in EVALUATION | AGGREGATES | {"persona_validation"}}
     assert requested == expected
     # re-observing unchanged files reports nothing and requests nothing
     tick = _sensor(world["defs"], world["instance"], world["sensor_cursor"])
@@ -138,22 +161,32 @@ def test_editing_one_constitution_requests_exactly_its_partitions(world):
 
 
 def test_editing_the_item_bank_reruns_only_persona_scoring(world):
-    tick = _edit_and_observe(world, world["assets"] / "persona" / "items.yaml", "Some actions are wrong in themselves",
-                             "Some actions are simply wrong in themselves")
+    tick = _edit_and_observe(
+        world,
+        world["assets"] / "persona" / "items.yaml",
+        "Some actions are wrong in themselves",
+        "Some actions are simply wrong in themselves",
+    )
     assert [e.asset_key.to_user_string() for e in tick.asset_events] == ["persona_item_bank"]
     requested = _drain(world)
-    assert {a for a, _ in requested} == {"persona_responses", "base_persona_responses", "persona_validation",
-                                         "persona_scores", "projectability", "report"}
-    assert len([1 for a, _ in requested if a == "persona_responses"]) == 12
+    assert requested == {
+        (a, None) for a in ("persona_responses", "persona_validation", "persona_scores", "projectability", "report")
+    }
 
 
 def test_editing_the_taxonomy_reruns_splits_and_everything_below(world):
     _edit_and_observe(world, world["assets"] / "taxonomy.yaml", "General harm (", "General harms (")
     requested = {a for a, _ in _drain(world)}
-    assert {"prompts", "splits", "initial_responses", "cai_revisions", "sft_datasets", "adapters", "eval_generations",
-            "base_eval_generations", "judgments", "base_judgments"} | AGGREGATES <= requested
+    assert {
+        "prompts",
+        "splits",
+        "initial_responses",
+        "cai_revisions",
+        "sft_datasets",
+        "adapters",
+    } | EVALUATION | AGGREGATES <= requested
     # nothing that does not read the taxonomy's consequences
-    assert not requested & {"base_model", "judge_validation", "base_persona_responses", "persona_validation"}, requested
+    assert not requested & {"base_model", "judge_validation", "persona_validation"}, requested
 
 
 def test_a_new_constitution_file_becomes_a_partition_and_its_chain_runs(world):
@@ -169,8 +202,11 @@ def test_a_new_constitution_file_becomes_a_partition_and_its_chain_runs(world):
     requested = _drain(world)
     partitioned = {(a, p) for a, p in requested if p is not None}
     assert partitioned == {("cai_revisions", "care")} | {
-        (a, f"care|{s}") for a in PER_CONSTITUTION - {"cai_revisions"} for s in ("broad", "narrow_harassment", "narrow_illegal")}
-    assert {a for a, p in requested if p is None} == AGGREGATES | {"persona_validation"}
+        (a, f"care|{s}")
+        for a in PER_CONSTITUTION - {"cai_revisions"}
+        for s in ("broad", "narrow_harassment", "narrow_illegal")
+    }
+    assert {a for a, p in requested if p is None} == EVALUATION | AGGREGATES | {"persona_validation"}
 
 
 def test_a_broken_file_is_named_and_nothing_is_observed(world):
@@ -182,12 +218,11 @@ def test_a_broken_file_is_named_and_nothing_is_observed(world):
 
 
 def test_nightly_evaluation_when_the_profile_says_so(assets_copy, monkeypatch):
-    import datetime
 
     prof = assets_copy / "profiles" / "tiny.yaml"
     prof.write_text(prof.read_text().replace("nightly_cron: null", 'nightly_cron: "0 2 * * *"'))
     monkeypatch.setenv("EALIGN_PROFILE", "tiny")
-    from ealign_dagster.automation import evaluation, nightly_cron
+    from ealign_dagster.orchestration.automation import evaluation, nightly_cron
 
     assert nightly_cron() == "0 2 * * *" and "nightly" in evaluation().get_label()
     prof.write_text(prof.read_text().replace('nightly_cron: "0 2 * * *"', "nightly_cron: null"))

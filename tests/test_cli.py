@@ -33,20 +33,42 @@ def test_run_tiny_then_sql(tmp_path):
     # runs persist in the home's Dagster instance
     assert any((Path(home) / "dagster").rglob("*.db"))
     # the CAI stage filled every constitution and every constitution x scope
-    p = _run("sql", "--home", home, "--csv", "select constitution, count(distinct scope) as scopes, count(*) as n from sft_examples group by all order by all")
+    p = _run(
+        "sql",
+        "--home",
+        home,
+        "--csv",
+        "select constitution, count(distinct scope) as scopes, count(*) as n from sft_examples group by all order by all",
+    )
     rows = list(csv.DictReader(io.StringIO(p.stdout)))
     assert [r["constitution"] for r in rows] == ["consequentialism", "deontology", "subordinate", "virtue"]
     assert all(r["scopes"] == "3" and int(r["n"]) > 0 for r in rows)
-    p = _run("sql", "--home", home, "--csv", "select count(*) as n from sft_examples e join splits s on s.prompt_id = e.prompt_id and s.role = 'eval'")
+    p = _run(
+        "sql",
+        "--home",
+        home,
+        "--csv",
+        "select count(*) as n from sft_examples e join splits s on s.prompt_id = e.prompt_id and s.role = 'eval'",
+    )
     assert p.stdout.splitlines()[1] == "0"
     # a second run pays for nothing: every generation comes from the cache
     p = _run("run", "--profile", "tiny", "--home", home, "--select", "key:initial_responses or key:cai_revisions")
-    generated = [int(line.rsplit("generating ", 1)[1]) for line in (p.stdout + p.stderr).splitlines() if "from cache, generating" in line]
+    generated = [
+        int(line.rsplit("generating ", 1)[1])
+        for line in (p.stdout + p.stderr).splitlines()
+        if "from cache, generating" in line
+    ]
     assert len(generated) == 9 and sum(generated) == 0
     # one registered adapter per constitution x scope, its files on disk matching the recorded sha256
-    from ealign_dagster.paths import folder_sha256
+    from ealign_dagster.core.paths import folder_sha256
 
-    p = _run("sql", "--home", home, "--csv", "select constitution, scope, adapter_id, path, sha256, steps, run_id from adapters order by all")
+    p = _run(
+        "sql",
+        "--home",
+        home,
+        "--csv",
+        "select constitution, scope, adapter_id, path, sha256, steps, run_id from adapters order by all",
+    )
     adapters = list(csv.DictReader(io.StringIO(p.stdout)))
     assert len(adapters) == 12 and len({(a["constitution"], a["scope"]) for a in adapters}) == 12
     for a in adapters:
@@ -54,7 +76,13 @@ def test_run_tiny_then_sql(tmp_path):
     assert _run("sql", "--home", home, "--csv", "select count(*) from train_log").stdout.splitlines()[1] == str(12 * 4)
     # re-materializing replaces each registry row (same adapter id, new run), never duplicates it
     _run("run", "--profile", "tiny", "--home", home, "--select", "key:adapters")
-    p = _run("sql", "--home", home, "--csv", "select constitution, scope, adapter_id, path, sha256, steps, run_id from adapters order by all")
+    p = _run(
+        "sql",
+        "--home",
+        home,
+        "--csv",
+        "select constitution, scope, adapter_id, path, sha256, steps, run_id from adapters order by all",
+    )
     again = list(csv.DictReader(io.StringIO(p.stdout)))
     assert [a["adapter_id"] for a in again] == [a["adapter_id"] for a in adapters]
     assert all(x["run_id"] != y["run_id"] for x, y in zip(again, adapters))
@@ -83,20 +111,34 @@ def _check_evaluation(home, adapters):
     assert {r["category_role"] for r in ea} == {"trained", "held_out", "other", "over_refusal"}
     assert all(r["p_holm"] != "" and int(r["n"]) > 0 for r in ea)
     # every judgment names its judge and version; both offline judges ran on every model
-    j = _rows(home, "select model_id, judge, count(distinct judge_version) as versions, count(*) as n from judgments group by all")
+    j = _rows(
+        home,
+        "select model_id, judge, count(distinct judge_version) as versions, count(*) as n from judgments group by all",
+    )
     assert {(r["model_id"], r["judge"]) for r in j} == {(m, k) for m in ids | {"base"} for k in ("prefix", "embedding")}
     assert all(r["versions"] == "1" for r in j)
     val = {r["judge"]: r for r in _rows(home, "select * from judge_validation")}
     assert float(val["embedding"]["roc_auc"]) > float(val["prefix"]["roc_auc"])
     assert len(_rows(home, "select * from persona_validation where method = 'logprob'")) == 4
     # metric_lineage: one row per metric row, the whole chain filled in
-    counts = _rows(home, "select (select count(*) from safety_scores) + (select count(*) from emergent_alignment)"
-                         " + (select count(*) from persona_scores) + (select count(*) from projectability) as n")
+    counts = _rows(
+        home,
+        "select (select count(*) from safety_scores) + (select count(*) from emergent_alignment)"
+        " + (select count(*) from persona_scores) + (select count(*) from projectability) as n",
+    )
     lineage = _rows(home, "select * from metric_lineage")
     assert len(lineage) == int(counts[0]["n"])
     always = ["model_id", "metric", "metric_run_id", "base_model", "base_version", "eval_version", "eval_source_paths"]
-    chain = ["adapter_id", "adapter_sha256", "sft_version", "cai_version", "split_version", "constitution_version",
-             "constitution_path", "train_source_paths"]
+    chain = [
+        "adapter_id",
+        "adapter_sha256",
+        "sft_version",
+        "cai_version",
+        "split_version",
+        "constitution_version",
+        "constitution_path",
+        "train_source_paths",
+    ]
     for r in lineage:
         assert all(r[c] not in ("", "[]") for c in always), r
         if r["model_id"] != "base":
@@ -123,8 +165,20 @@ def _screenshot(page: Path):
     if not browser:
         return
     shot = page.parent / "screenshot.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={shot}",
-                    "--window-size=1280,2400", page.as_uri()], capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1280,2400",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.exists() and shot.stat().st_size > 30_000
 
 

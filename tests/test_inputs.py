@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from ealign_dagster.config import PROFILE_NAMES, Profile, load_profile
-from ealign_dagster.inputs import FRAMEWORKS, InputError, load_constitution, load_constitutions, load_taxonomy
+from ealign_dagster.core.config import PROFILE_NAMES, Profile, load_profile
+from ealign_dagster.core.schemas import FRAMEWORKS, InputError, load_constitution, load_constitutions, load_taxonomy
 
 
 def test_constitutions_cover_the_four_theories():
@@ -65,7 +65,9 @@ def test_taxonomy_unknown_category_is_named(assets_copy):
     data = yaml.safe_load(path.read_text())
     data["scopes"]["narrow_illegal"]["held_out"] = "misinformation"
     _write(path, data)
-    with pytest.raises(InputError, match=r"taxonomy\.yaml: .*scopes\.narrow_illegal\.held_out: unknown category 'misinformation'"):
+    with pytest.raises(
+        InputError, match=r"taxonomy\.yaml: .*scopes\.narrow_illegal\.held_out: unknown category 'misinformation'"
+    ):
         load_taxonomy(path)
 
 
@@ -76,7 +78,10 @@ def test_profiles_validate(name):
 
 def test_demo_profile_is_the_config_default():
     """The dg.Config defaults mirror demo.yaml, so a Launchpad run and `ealign run` agree."""
-    assert load_profile("demo").model_dump() == Profile(name="demo", description=load_profile("demo").description).model_dump()
+    assert (
+        load_profile("demo").model_dump()
+        == Profile(name="demo", description=load_profile("demo").description).model_dump()
+    )
 
 
 def test_profile_typo_is_named(assets_copy):

@@ -5,19 +5,42 @@ import duckdb
 import pytest
 import yaml
 
-from ealign_dagster.resources import ProfileResource, StoreResource
+from ealign_dagster.orchestration.resources import EalignResource
 
 EXPECTED_ASSETS = {
-    "taxonomy_file", "constitution_files", "prompt_source_files", "prompts", "splits",
-    "base_model", "initial_responses", "cai_revisions", "sft_datasets", "adapters",
-    "benign_prompts_file", "persona_item_bank", "eval_generations", "base_eval_generations", "judgments",
-    "base_judgments", "persona_responses", "base_persona_responses", "judge_validation", "safety_scores",
-    "emergent_alignment", "persona_scores", "projectability", "persona_validation", "report",
+    "taxonomy_file",
+    "constitution_files",
+    "prompt_source_files",
+    "prompts",
+    "splits",
+    "base_model",
+    "initial_responses",
+    "cai_revisions",
+    "sft_datasets",
+    "adapters",
+    "benign_prompts_file",
+    "persona_item_bank",
+    "eval_generations",
+    "judgments",
+    "judge_agreement",
+    "persona_responses",
+    "judge_validation",
+    "safety_scores",
+    "emergent_alignment",
+    "persona_scores",
+    "projectability",
+    "persona_validation",
+    "report",
 }
 SFT_CHECKS = {"sft_not_empty", "sft_no_eval_prompt", "sft_responses_nonempty_unique", "sft_token_length_bounds"}
 EXPECTED_CHECKS = {
-    "ids_unique_and_present", "categories_in_taxonomy", "narrow_scope_only_its_category",
-    "no_held_out_leakage", "no_train_eval_overlap", "min_rows_per_category", "prompt_length_bounds",
+    "ids_unique_and_present",
+    "categories_in_taxonomy",
+    "narrow_scope_only_its_category",
+    "no_held_out_leakage",
+    "no_train_eval_overlap",
+    "min_rows_per_category",
+    "prompt_length_bounds",
 }
 SCOPES = ["broad", "narrow_harassment", "narrow_illegal"]
 
@@ -33,12 +56,12 @@ def test_definitions_load_with_expected_assets_and_checks():
     graph = d.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == EXPECTED_ASSETS
     assert {c.name for c in graph.asset_check_keys} == EXPECTED_CHECKS | SFT_CHECKS | {"embedding_beats_prefix"}
-    # evaluation of adapters is partitioned like the adapters: one constitution's edit touches only its own
+    # evaluation covers every model under test in one step
     for key in ("eval_generations", "judgments", "persona_responses"):
-        assert graph.get(dg.AssetKey(key)).partitions_def == graph.get(dg.AssetKey("adapters")).partitions_def
+        assert graph.get(dg.AssetKey(key)).partitions_def is None
     assert graph.get(dg.AssetKey("splits")).partitions_def.get_partition_keys() == SCOPES
     # constitutions are dynamic partitions, one per file, registered on an instance
-    from ealign_dagster.partitions import sync_constitutions
+    from ealign_dagster.orchestration.partitions import sync_constitutions
 
     instance = dg.DagsterInstance.ephemeral()
     assert sync_constitutions(instance) == ["consequentialism", "deontology", "subordinate", "virtue"]
@@ -53,7 +76,7 @@ def test_definitions_load_with_expected_assets_and_checks():
 @pytest.fixture
 def probe():
     """A stand-in for the next stage: runs only if the split's blocking checks pass."""
-    from ealign_dagster.partitions import SCOPES as PARTS
+    from ealign_dagster.orchestration.partitions import SCOPES as PARTS
 
     ran = []
 
@@ -64,13 +87,17 @@ def probe():
     return downstream_of_splits, ran
 
 
+INSTANCES: dict = {}  # one Dagster instance per home, as `ealign run` keeps in <home>/dagster
+
+
 def _materialize(home, profile, selection, partition_key=None, extra=()):
     d = _defs()
     return dg.materialize(
         list(d.assets) + list(d.asset_checks) + list(extra),
         selection=selection,
         partition_key=partition_key,
-        resources={"profile": ProfileResource(name=profile), "store": StoreResource(database=str(home / "results.duckdb"))},
+        resources={"ealign": EalignResource(profile=profile, home=str(home))},
+        instance=INSTANCES.setdefault(str(home), dg.DagsterInstance.ephemeral()),
         raise_on_error=False,
     )
 
@@ -94,18 +121,28 @@ def test_tiny_sources_to_splits_with_lineage(home):
     sizes = dict(((s, r), n) for s, r, n in _sql(home, "select scope, role, count(*) from splits group by all"))
     for scope in SCOPES:
         assert sizes[(scope, "train")] > 0 and sizes[(scope, "eval")] == sizes[("broad", "eval")]
-    assert _sql(home, "select distinct category from splits where scope='narrow_illegal' and role='train'") == [("illegal",)]
+    assert _sql(home, "select distinct category from splits where scope='narrow_illegal' and role='train'") == [
+        ("illegal",)
+    ]
     # lineage: every row names its run, asset, partition and input versions; the view reaches the files
-    assert _sql(home, "select count(*) from splits where run_id is null or input_versions is null or split_version is null") == [(0,)]
+    assert _sql(
+        home, "select count(*) from splits where run_id is null or input_versions is null or split_version is null"
+    ) == [(0,)]
     assert _sql(home, "select count(*) from prompts where source_version is null or run_id is null") == [(0,)]
-    assert _sql(home, "select count(*) from split_lineage where prompts_version is null or len(source_paths) = 0") == [(0,)]
+    assert _sql(home, "select count(*) from split_lineage where prompts_version is null or len(source_paths) = 0") == [
+        (0,)
+    ]
     mats = _sql(home, "select asset_key, partition_key from materializations order by all")
     assert mats == [("prompts", "")] + [("splits", s) for s in SCOPES]
 
     # re-materializing a partition replaces its rows (same data, new run id), in one transaction
-    before = _sql(home, "select count(*), any_value(run_id), any_value(split_version) from splits where scope='narrow_illegal'")[0]
+    before = _sql(
+        home, "select count(*), any_value(run_id), any_value(split_version) from splits where scope='narrow_illegal'"
+    )[0]
     again = _materialize(home, "tiny", ["splits"], "narrow_illegal")
-    after = _sql(home, "select count(*), any_value(run_id), any_value(split_version) from splits where scope='narrow_illegal'")[0]
+    after = _sql(
+        home, "select count(*), any_value(run_id), any_value(split_version) from splits where scope='narrow_illegal'"
+    )[0]
     assert after[0] == before[0] and after[2] == before[2] and after[1] == again.run_id != before[1]
 
 
@@ -124,7 +161,9 @@ def _planted_profile(assets, action, planted: bool):
     (assets / "sources" / "harassment_extra.csv").write_text("prompt\n" + "\n".join(f'"{r}"' for r in rows) + "\n")
     prof = yaml.safe_load((assets / "profiles" / "tiny.yaml").read_text())
     prof["name"] = "planted"
-    prof["prompts"]["sources"].append({"name": "extra", "kind": "file", "path": "sources/harassment_extra.csv", "category": "harassment_bullying"})
+    prof["prompts"]["sources"].append(
+        {"name": "extra", "kind": "file", "path": "sources/harassment_extra.csv", "category": "harassment_bullying"}
+    )
     prof["splits"].update(leakage_action=action, narrow_size=500)
     (assets / "profiles" / "planted.yaml").write_text(yaml.safe_dump(prof))
 
@@ -149,7 +188,9 @@ def test_planted_held_out_prompt_fails_leakage_check_and_blocks_downstream(home,
     _planted_profile(assets_copy, "drop", planted=True)
     result = _materialize(home, "planted", ["splits", "downstream_of_splits"], "narrow_harassment", extra=[asset])
     assert _checks(result)["no_held_out_leakage"].passed and ran == ["narrow_harassment"]
-    assert _sql(home, f"select reason from split_audit where prompt_id = '{planted_id}' and scope = 'narrow_harassment'") == [("held_out_classifier",)]
+    assert _sql(
+        home, f"select reason from split_audit where prompt_id = '{planted_id}' and scope = 'narrow_harassment'"
+    ) == [("held_out_classifier",)]
 
     # removed from the source: passes, and the extra harassment prompts are in the split
     ran.clear()

@@ -1,9 +1,9 @@
 import numpy as np
 import pandas as pd
 
-from ealign_dagster.config import SplitsConfig
-from ealign_dagster.inputs import load_taxonomy
-from ealign_dagster.splits import build_split
+from ealign_dagster.core.config import SplitsConfig
+from ealign_dagster.core.schemas import load_taxonomy
+from ealign_dagster.splits.build import build_split
 
 CATS = list(load_taxonomy().categories)
 
@@ -15,16 +15,39 @@ def _frame(extra=()):
     for ci, cat in enumerate(CATS):
         for role, n in (("train", 12), ("eval", 4)):
             for j in range(n):
-                rows.append(dict(prompt_id=f"{cat[:4]}-{role}-{j:02d}", source=role, source_version="v1", role=role,
-                                 category=cat, assigned=True, label_confidence=1.0, n_chars=40, functional_category=None))
+                rows.append(
+                    dict(
+                        prompt_id=f"{cat[:4]}-{role}-{j:02d}",
+                        source=role,
+                        source_version="v1",
+                        role=role,
+                        category=cat,
+                        assigned=True,
+                        label_confidence=1.0,
+                        n_chars=40,
+                        functional_category=None,
+                    )
+                )
                 v = np.zeros(128)
                 v[ci] = 1.0
                 v[8 + k] = 0.9  # every item has its own direction too: same-category cosine ~0.55
                 k += 1
                 vecs.append(v + rng.normal(0, 0.01, 128))
     for r, v in extra:
-        rows.append(dict(dict(source="train", source_version="v1", role="train", assigned=True,
-                              label_confidence=1.0, n_chars=40, functional_category=None), **r))
+        rows.append(
+            dict(
+                dict(
+                    source="train",
+                    source_version="v1",
+                    role="train",
+                    assigned=True,
+                    label_confidence=1.0,
+                    n_chars=40,
+                    functional_category=None,
+                ),
+                **r,
+            )
+        )
         vecs.append(v)
     vecs = np.array(vecs)
     return pd.DataFrame(rows), vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -36,8 +59,14 @@ def _vec_like(frame, vecs, prompt_id, jitter=0.02):
     return v / np.linalg.norm(v)
 
 
-CFG = SplitsConfig(broad_per_category=3, narrow_size=5, eval_per_category=2, leakage_threshold=0.9,
-                   contamination_threshold=0.97, min_rows_per_category=1)
+CFG = SplitsConfig(
+    broad_per_category=3,
+    narrow_size=5,
+    eval_per_category=2,
+    leakage_threshold=0.9,
+    contamination_threshold=0.97,
+    min_rows_per_category=1,
+)
 
 
 def test_broad_is_stratified_and_eval_shared():
@@ -61,7 +90,13 @@ def test_narrow_scope_labels_held_out_flags_and_determinism():
     assert set(ev[ev.held_out].category) == {"chemical_biological"}
     assert set(ev[ev.category == "harassment_bullying"].category_role) == {"trained"}
     assert drops["label"] == 12 * (len(CATS) - 1) == (audit.reason == "label").sum()
-    again, _, _ = build_split("narrow_harassment", frame.sample(frac=1, random_state=3), vecs[frame.sample(frac=1, random_state=3).index], t, CFG)
+    again, _, _ = build_split(
+        "narrow_harassment",
+        frame.sample(frac=1, random_state=3),
+        vecs[frame.sample(frac=1, random_state=3).index],
+        t,
+        CFG,
+    )
     assert sorted(again.prompt_id) == sorted(rows.prompt_id)
     other_seed, _, _ = build_split("narrow_harassment", frame, vecs, t, CFG.model_copy(update={"seed": 7}))
     assert set(other_seed[other_seed.role == "train"].prompt_id) != set(train.prompt_id)
@@ -71,10 +106,12 @@ def test_held_out_leakage_dropped_or_kept_and_contamination_dropped():
     base, vecs0 = _frame()
     planted = {"prompt_id": "zz-planted-chem", "category": "harassment_bullying"}
     dup = {"prompt_id": "zz-dup-of-eval", "category": "harassment_bullying"}
-    frame, vecs = _frame([
-        (planted, _vec_like(base, vecs0, "chem-train-03")),
-        (dup, _vec_like(base, vecs0, "hara-eval-01", jitter=0.0)),
-    ])
+    frame, vecs = _frame(
+        [
+            (planted, _vec_like(base, vecs0, "chem-train-03")),
+            (dup, _vec_like(base, vecs0, "hara-eval-01", jitter=0.0)),
+        ]
+    )
     t = load_taxonomy()
     cfg = CFG.model_copy(update={"narrow_size": 100})
     rows, audit, drops = build_split("narrow_harassment", frame, vecs, t, cfg)
@@ -87,7 +124,9 @@ def test_held_out_leakage_dropped_or_kept_and_contamination_dropped():
     _, audit_illegal, _ = build_split("narrow_illegal", frame, vecs, t, cfg)
     assert (audit_illegal.reason == "held_out_similarity").sum() == 0
 
-    kept, audit_kept, drops_kept = build_split("narrow_harassment", frame, vecs, t, cfg.model_copy(update={"leakage_action": "keep"}))
+    kept, audit_kept, drops_kept = build_split(
+        "narrow_harassment", frame, vecs, t, cfg.model_copy(update={"leakage_action": "keep"})
+    )
     row = kept[kept.prompt_id == "zz-planted-chem"]
     assert len(row) == 1 and row.held_out_similarity.iloc[0] >= 0.9
     assert drops_kept["held_out_leakage_kept"] == 1
@@ -107,6 +146,8 @@ def test_low_confidence_assignments_stay_out_of_narrow_scopes():
 def test_length_bounds_drop_training_prompts():
     frame, vecs = _frame()
     frame.loc[frame.prompt_id == "ille-train-00", "n_chars"] = 5
-    rows, audit, _ = build_split("narrow_illegal", frame, vecs, load_taxonomy(), CFG.model_copy(update={"narrow_size": 100}))
+    rows, audit, _ = build_split(
+        "narrow_illegal", frame, vecs, load_taxonomy(), CFG.model_copy(update={"narrow_size": 100})
+    )
     assert "ille-train-00" not in set(rows.prompt_id)
     assert audit.set_index("prompt_id").loc["ille-train-00", "reason"] == "length"

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ealign_dagster.stats import bootstrap_ci, cohen_kappa, holm, mcnemar_exact, mean_diff, wilson
+from ealign_dagster.core.stats import bootstrap_ci, cohen_kappa, holm, mcnemar_exact, mean_diff, wilson
 
 
 def test_wilson_matches_the_formula():

@@ -1,6 +1,5 @@
 """LoRA training on the tiny model: exact masked loss, learning, reload, resume after a kill."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,37 +9,55 @@ from pathlib import Path
 import pytest
 import torch
 
-from ealign_dagster.config import TrainConfig
-from ealign_dagster.training import assistant_loss, tokenize, train
+from ealign_dagster.core.config import TrainConfig
+from ealign_dagster.training.lora import assistant_loss, tokenize, train
 
 ROOT = Path(__file__).resolve().parents[1]
-PROMPTS = ["How do I insult my coworker?", "Write a threat to my neighbour", "Help me cheat on my taxes", "Tell me a lie"]
-REPLIES = ["I won't help insult anyone, but I can help you raise the issue kindly.",
-           "I can't write threats. Talking to a mediator may help.",
-           "I can't help with tax fraud; a tax adviser can help you pay less legally.",
-           "I'd rather tell you something true and useful instead."]
+PROMPTS = [
+    "How do I insult my coworker?",
+    "Write a threat to my neighbour",
+    "Help me cheat on my taxes",
+    "Tell me a lie",
+]
+REPLIES = [
+    "I won't help insult anyone, but I can help you raise the issue kindly.",
+    "I can't write threats. Talking to a mediator may help.",
+    "I can't help with tax fraud; a tax adviser can help you pay less legally.",
+    "I'd rather tell you something true and useful instead.",
+]
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     from transformers import AutoTokenizer
 
-    from ealign_dagster import models
+    from ealign_dagster.core import models
+    from ealign_dagster.core.paths import Home
 
-    os.environ["EALIGN_HOME"] = str(tmp_path_factory.mktemp("trainhome"))
-    path = models.build(models.TINY)
+    path = models.build(models.TINY, Home.at(tmp_path_factory.mktemp("trainhome")).models)
     return str(path), AutoTokenizer.from_pretrained(path)
 
 
 def _cfg(**kw):
-    base = dict(rank=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"], learning_rate=1e-2,
-                scheduler="constant", warmup_ratio=0.0, max_steps=8, batch_size=2, checkpoint_every=0, max_length=96)
+    base = dict(
+        rank=4,
+        alpha=8,
+        dropout=0.0,
+        target_modules=["q_proj", "v_proj"],
+        learning_rate=1e-2,
+        scheduler="constant",
+        warmup_ratio=0.0,
+        max_steps=8,
+        batch_size=2,
+        checkpoint_every=0,
+        max_length=96,
+    )
     return TrainConfig(**{**base, **kw})
 
 
 def test_loss_mask_covers_only_the_reply(tiny):
     _, tok = tiny
-    (ids, n_prompt), = tokenize(tok, PROMPTS[:1], REPLIES[:1], 512)
+    ((ids, n_prompt),) = tokenize(tok, PROMPTS[:1], REPLIES[:1], 512)
     reply = tok.decode(ids[n_prompt:])
     assert reply.startswith(REPLIES[0]) and reply.rstrip().endswith(tok.eos_token)
     assert REPLIES[0] not in tok.decode(ids[:n_prompt])
@@ -50,7 +67,7 @@ def test_assistant_loss_equals_full_logits_loss(tiny):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from ealign_dagster.training import _collate
+    from ealign_dagster.training.lora import _collate
 
     path, tok = tiny
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(path), LoraConfig(r=4, target_modules=["q_proj"]))
@@ -70,8 +87,15 @@ def test_training_learns_and_the_adapter_reloads(tiny, tmp_path):
     ex = tokenize(tok, PROMPTS, REPLIES, 96)
     # The same batch every step: on random tiny weights LoRA moves the loss slowly but surely.
     every = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    res = train(path, ex, _cfg(max_steps=12, batch_size=4, target_modules=every), tmp_path / "adapter", tmp_path / "ckpt",
-                log=lambda m: None, pad_id=tok.pad_token_id)
+    res = train(
+        path,
+        ex,
+        _cfg(max_steps=12, batch_size=4, target_modules=every),
+        tmp_path / "adapter",
+        tmp_path / "ckpt",
+        log=lambda m: None,
+        pad_id=tok.pad_token_id,
+    )
     losses = [h["loss"] for h in res.log]
     assert res.steps == 12 and losses[-1] < losses[0] - 0.2
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists() and not (tmp_path / "ckpt").exists()
@@ -88,10 +112,9 @@ def test_killed_training_resumes_from_its_checkpoint(tiny, tmp_path):
     ckpt, out = tmp_path / "ckpt", tmp_path / "adapter"
     script = f"""
 import time, os
-os.environ["EALIGN_HOME"] = {os.environ["EALIGN_HOME"]!r}
 from transformers import AutoTokenizer
-from ealign_dagster.config import TrainConfig
-from ealign_dagster.training import tokenize, train
+from ealign_dagster.core.config import TrainConfig
+from ealign_dagster.training.lora import tokenize, train
 tok = AutoTokenizer.from_pretrained({path!r})
 cfg = TrainConfig(**{_cfg(max_steps=8, checkpoint_every=2).model_dump()!r})
 ex = tokenize(tok, {PROMPTS!r}, {REPLIES!r}, 96)
@@ -110,8 +133,15 @@ train({path!r}, ex, cfg, __import__("pathlib").Path({str(out)!r}), __import__("p
     assert 2 <= step < 8
 
     lines = []
-    res = train(path, tokenize(tok, PROMPTS, REPLIES, 96), _cfg(max_steps=8, checkpoint_every=2), out, ckpt,
-                log=lines.append, pad_id=tok.pad_token_id)
+    res = train(
+        path,
+        tokenize(tok, PROMPTS, REPLIES, 96),
+        _cfg(max_steps=8, checkpoint_every=2),
+        out,
+        ckpt,
+        log=lines.append,
+        pad_id=tok.pad_token_id,
+    )
     assert res.resumed_from == step and res.steps == 8 and len(res.log) == 8
     assert any(f"resuming from checkpoint step-{step:06d}" in l for l in lines)
     assert sum(l.startswith("step ") for l in lines) == 8 - step  # only the remaining steps ran
@@ -119,9 +149,19 @@ train({path!r}, ex, cfg, __import__("pathlib").Path({str(out)!r}), __import__("p
     # the resumed adapter equals an uninterrupted run's
     from safetensors.torch import load_file
 
-    ref = train(path, tokenize(tok, PROMPTS, REPLIES, 96), _cfg(max_steps=8, checkpoint_every=2), tmp_path / "ref",
-                tmp_path / "ref-ckpt", log=lambda m: None, pad_id=tok.pad_token_id)
-    a, b = load_file(str(out / "adapter_model.safetensors")), load_file(str(ref and tmp_path / "ref" / "adapter_model.safetensors"))
+    ref = train(
+        path,
+        tokenize(tok, PROMPTS, REPLIES, 96),
+        _cfg(max_steps=8, checkpoint_every=2),
+        tmp_path / "ref",
+        tmp_path / "ref-ckpt",
+        log=lambda m: None,
+        pad_id=tok.pad_token_id,
+    )
+    a, b = (
+        load_file(str(out / "adapter_model.safetensors")),
+        load_file(str(ref and tmp_path / "ref" / "adapter_model.safetensors")),
+    )
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
@@ -131,18 +171,26 @@ def test_switching_merged_adapters_matches_unmerged_peft(tiny, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from ealign_dagster import models
-    from ealign_dagster.chat import LocalChat
-    from ealign_dagster.config import ModelConfig
+    from ealign_dagster.core.chat import LocalChat
+    from ealign_dagster.core.config import ModelConfig
 
     path, tok = tiny
     ex = tokenize(tok, PROMPTS, REPLIES, 96)
     outs = {}
     for name, lr in (("a", 1e-2), ("b", 3e-2)):
-        train(path, ex, _cfg(max_steps=3, learning_rate=lr), tmp_path / name, tmp_path / f"ck{name}", log=lambda m: None,
-              pad_id=tok.pad_token_id)
+        train(
+            path,
+            ex,
+            _cfg(max_steps=3, learning_rate=lr),
+            tmp_path / name,
+            tmp_path / f"ck{name}",
+            log=lambda m: None,
+            pad_id=tok.pad_token_id,
+        )
         outs[name] = str(tmp_path / name)
-    chat = LocalChat(ModelConfig(model=models.TINY, batch_size=4))
+    from ealign_dagster.core.paths import Home
+
+    chat = LocalChat(ModelConfig(model=path, batch_size=4), Home.at(tmp_path))
     prompts, replies = [[{"role": "user", "content": p}] for p in PROMPTS], REPLIES
     base = chat.logprobs(prompts, replies)
     chat.attach("a", outs["a"])

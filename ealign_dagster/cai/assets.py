@@ -1,0 +1,74 @@
+"""Base models, the student's initial answers, constitutional revisions and the SFT datasets."""
+
+import dagster as dg
+
+from ealign_dagster.inputs.assets import constitution_files
+from ealign_dagster.orchestration.automation import eager
+from ealign_dagster.orchestration.partitions import CONSTITUTION_X_SCOPE, CONSTITUTIONS
+from ealign_dagster.orchestration.resources import EalignResource
+from ealign_dagster.orchestration.write import counts_md, owns, upstream_versions, write
+from ealign_dagster.splits.assets import splits
+
+GROUP = dict(group_name="cai", pool="duckdb", automation_condition=eager())
+
+
+@dg.asset(**GROUP, kinds={"pytorch"}, metadata=owns("models"))
+def base_model(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """The student and teacher models as plain HF folders (offline packs converted once)."""
+    from ealign_dagster.cai.base import base_model_rows
+
+    df = base_model_rows(ealign.cfg, ealign.paths, log=context.log.info)
+    return write(context, ealign.store, {"models": df}, inputs={"profile": ealign.version()})
+
+
+@dg.asset(deps=[dg.AssetDep(splits, partition_mapping=dg.AllPartitionMapping()), base_model], **GROUP,
+          kinds={"pytorch", "duckdb"}, metadata=owns("initial_responses"))  # fmt: skip
+def initial_responses(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """The helpful-only student's answer to every training prompt of every scope."""
+    from ealign_dagster.cai.revise import initial_answers
+
+    items = ealign.store.query(
+        "SELECT DISTINCT s.prompt_id, p.text AS prompt FROM splits s JOIN prompts p USING (prompt_id)"
+        " WHERE s.role = 'train' ORDER BY s.prompt_id"
+    )
+    df = initial_answers(ealign.cfg, ealign.paths, items, log=context.log.info)
+    return write(context, ealign.store, {"initial_responses": df.drop("cached")},
+                 inputs={"cai.initial": ealign.version("cai")}, preview=["prompt_id", "prompt", "response"],
+                 metadata={"generated": int((~df["cached"]).sum()), "from_cache": int(df["cached"].sum())})  # fmt: skip
+
+
+@dg.asset(deps=[initial_responses, constitution_files], partitions_def=CONSTITUTIONS, **GROUP,
+          kinds={"pytorch", "duckdb"}, metadata=owns("cai_revisions"))  # fmt: skip
+def cai_revisions(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """Critique -> revision under one constitution for every initial answer, with the acceptance filter."""
+    from ealign_dagster.cai.revise import revisions
+    from ealign_dagster.judges.registry import JudgeContext
+
+    name = context.partition_key
+    items = ealign.store.query(
+        "SELECT prompt_id, prompt, response AS initial FROM initial_responses ORDER BY prompt_id"
+    )
+    judge = JudgeContext(ealign.paths.cache, log=context.log.info)
+    df, path, summary = revisions(ealign.cfg, ealign.paths, name, items, judge, log=context.log.info)
+    return write(context, ealign.store, {"cai_revisions": df}, where={"constitution": name},
+                 inputs={"constitution_path": str(path), "cai": ealign.version("cai")},
+                 preview=["prompt_id", "principle_id", "critique", "revision", "accepted", "reject_reason"],
+                 metadata={**summary, "reject_reasons": counts_md(summary.pop("reject_reasons"), "reason")})  # fmt: skip
+
+
+@dg.asset(
+    deps=[dg.AssetDep(cai_revisions, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("constitution")),
+          dg.AssetDep(splits, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("scope"))],
+    partitions_def=CONSTITUTION_X_SCOPE, **GROUP, kinds={"duckdb"}, metadata=owns("sft_examples"),
+)  # fmt: skip
+def sft_datasets(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """Chat examples (prompt, accepted revision) for one constitution x scope."""
+    from ealign_dagster.cai.sft import sft_examples
+
+    keys = context.partition_key.keys_by_dimension
+    name, scope = keys["constitution"], keys["scope"]
+    df, dropped = sft_examples(ealign.cfg, ealign.paths, ealign.store, name, scope, upstream_versions(context))
+    return write(context, ealign.store, {"sft_examples": df}, where={"constitution": name, "scope": scope},
+                 version=df["sft_version"][0] if df.height else None, inputs={"sft": ealign.version("sft")},
+                 preview=["prompt_id", "category", "prompt", "response", "n_tokens"],
+                 metadata={"left_out": counts_md(dropped, "reason")})  # fmt: skip

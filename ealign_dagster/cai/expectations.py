@@ -1,0 +1,37 @@
+"""The Great Expectations suite behind the blocking checks on each SFT dataset partition."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+SFT_CHECKS = {
+    "sft_not_empty": "the partition has at least one example",
+    "sft_no_eval_prompt": "no evaluation prompt is used for training",
+    "sft_responses_nonempty_unique": "responses are non-empty and not duplicated",
+    "sft_token_length_bounds": "every example fits the token bounds",
+}
+
+
+def sft_frames(rows: pd.DataFrame, eval_ids: list[str], min_tokens: int, max_tokens: int) -> dict:
+    """The frames and expectations behind SFT_CHECKS for one constitution x scope."""
+    import great_expectations as gx
+
+    E = gx.expectations
+    df = rows.copy()
+    df["response_stripped"] = df["response"].fillna("").str.strip()
+    expectations = [
+        E.ExpectTableRowCountToBeBetween(min_value=1, meta={"check": "sft_not_empty"}),
+        E.ExpectColumnValuesToNotBeInSet(column="prompt_id", value_set=eval_ids, meta={"check": "sft_no_eval_prompt"}),
+        E.ExpectColumnValueLengthsToBeBetween(
+            column="response_stripped", min_value=1, meta={"check": "sft_responses_nonempty_unique"}
+        ),
+        E.ExpectColumnValuesToBeUnique(column="response_stripped", meta={"check": "sft_responses_nonempty_unique"}),
+        E.ExpectColumnValuesToBeUnique(column="prompt_id", meta={"check": "sft_responses_nonempty_unique"}),
+        E.ExpectColumnValuesToBeBetween(
+            column="response_tokens", min_value=min_tokens, meta={"check": "sft_token_length_bounds"}
+        ),
+        E.ExpectColumnValuesToBeBetween(
+            column="n_tokens", max_value=max_tokens, meta={"check": "sft_token_length_bounds"}
+        ),
+    ]
+    return {"sft": (df, expectations, "prompt_id")}

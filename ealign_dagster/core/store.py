@@ -1,0 +1,124 @@
+"""The one DuckDB writer and reader of `results.duckdb` (polars frames in and out, over Arrow)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from ealign_dagster.core.paths import PROJECT_ROOT, value_version
+
+SQL_DIR = PROJECT_ROOT / "sql"
+LINEAGE_COLUMNS = ("run_id", "asset_key", "partition_key", "input_versions")
+
+
+@dataclass
+class Lineage:
+    """Who wrote a set of rows, and the versions of what they were made from."""
+
+    run_id: str
+    asset_key: str
+    partition_key: str = ""
+    input_versions: dict = field(default_factory=dict)
+
+
+def data_version(df: pl.DataFrame) -> str:
+    """Content hash of a table's rows, independent of row order."""
+    if df.is_empty():
+        return value_version([])
+    lines = df.select(sorted(df.columns)).write_ndjson().splitlines()
+    return value_version(sorted(hashlib.sha256(line.encode()).hexdigest() for line in lines))
+
+
+class Store:
+    """Short-lived connections: writers serialise through a Dagster pool; a lock held by another
+    process is retried, so readers and writers never crash each other."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @contextmanager
+    def connect(self, read_only: bool = False, wait_s: float | None = None):
+        """A connection, waiting while another process holds the file (DuckDB allows one writing
+        process, or any number of read-only ones): a reader (`ealign sql`, the DuckDB CLI with
+        -readonly) and a run's writers take turns; neither fails because of the other. Writers wait up
+        to 10 minutes (a reader left open), readers up to 2."""
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + (wait_s if wait_s is not None else 120.0 if read_only else 600.0)
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.IOException as e:
+                if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def ensure_schema(self) -> None:
+        """Apply sql/schema/*.sql then sql/views/*.sql; idempotent."""
+        with self.connect() as con:
+            for path in sorted((SQL_DIR / "schema").glob("*.sql")) + sorted((SQL_DIR / "views").glob("*.sql")):
+                con.execute(path.read_text(encoding="utf-8"))
+
+    def replace_many(self, writes: list[tuple[str, pl.DataFrame, dict]], lineage: Lineage, version: str) -> None:
+        """Replace the rows matching each `where` with the frame (plus lineage columns) in one
+        transaction, all tables or none, and record the materialization."""
+        self.ensure_schema()
+        stamp = {
+            "run_id": lineage.run_id,
+            "asset_key": lineage.asset_key,
+            "partition_key": lineage.partition_key,
+            "input_versions": json.dumps(lineage.input_versions, sort_keys=True),
+        }
+        with self.connect() as con:
+            con.begin()
+            try:
+                for table, df, where in writes:
+                    out = df.with_columns(pl.lit(v, dtype=pl.String).alias(k) for k, v in stamp.items())
+                    cond = " AND ".join(f'"{k}" = ?' for k in where) or "TRUE"
+                    con.execute(f'DELETE FROM "{table}" WHERE {cond}', list(where.values()))
+                    con.register("_incoming", out.to_arrow())
+                    con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _incoming')
+                    con.unregister("_incoming")
+                con.execute(
+                    "DELETE FROM materializations WHERE asset_key = ? AND partition_key = ?",
+                    [lineage.asset_key, lineage.partition_key],
+                )
+                con.execute(
+                    "INSERT INTO materializations (asset_key, partition_key, run_id, data_version, input_versions,"
+                    " row_count) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        *(stamp[k] for k in ("asset_key", "partition_key", "run_id")),
+                        version,
+                        stamp["input_versions"],
+                        len(writes[0][1]),
+                    ],
+                )
+                con.commit()
+            except Exception:
+                con.rollback()
+                raise
+
+    def query(self, sql: str, params: list | None = None, read_only: bool = False) -> pl.DataFrame:
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no results yet; run `ealign run` first")
+        with self.connect(read_only=read_only) as con:
+            return con.execute(sql, params or []).pl()
+
+    def table(self, name: str, where: str = "", params: list | None = None) -> pl.DataFrame:
+        """A table's rows without the lineage columns."""
+        exclude = ", ".join(LINEAGE_COLUMNS)
+        return self.query(f'SELECT * EXCLUDE ({exclude}) FROM "{name}" {where}', params)

@@ -1,0 +1,43 @@
+"""Greedy answers of every model under test to the evaluation set: one loaded base, adapters
+attached and switched, every answer cached under base version + adapter checksum."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ealign_dagster.core.chat import Request, generate, load_chat
+from ealign_dagster.core.config import Profile
+from ealign_dagster.core.paths import Home, stable_int
+from ealign_dagster.evaluation.models import ModelUnderTest, load_model
+
+
+def eval_chat(cfg: Profile, home: Home):
+    """The chat model that serves the base and the adapters (the student unless eval.model is set)."""
+    return load_chat(cfg.eval.model or cfg.student, home)
+
+
+def generations(cfg: Profile, home: Home, items: pl.DataFrame, models: list[ModelUnderTest], log=None) -> pl.DataFrame:
+    """One row per model x evaluation prompt, with the response and token counts."""
+    chat = eval_chat(cfg, home)
+    s = cfg.eval.sampling
+    frames = []
+    for mut in models:
+        load_model(chat, mut)
+        reqs = [
+            Request.chat([{"role": "user", "content": p}], max_new_tokens=s.max_new_tokens, temperature=s.temperature,
+                         top_p=s.top_p, seed=stable_int(cfg.eval.seed, pid), adapter=mut.name)
+            for p, pid in zip(items["prompt"], items["prompt_id"])
+        ]  # fmt: skip
+        out = generate(chat, reqs, log=log, what=f"evaluation {mut.name or 'base'}", key_version=mut.key_version(chat))
+        frames.append(
+            items.with_columns(
+                *(pl.lit(v, dtype=pl.String).alias(k) for k, v in mut.columns().items()),
+                response=pl.Series([r.text for r in out], dtype=pl.String),
+                prompt_tokens=pl.Series([r.prompt_tokens for r in out], dtype=pl.Int64),
+                completion_tokens=pl.Series([r.completion_tokens for r in out], dtype=pl.Int64),
+                generated=pl.Series([not r.cached for r in out], dtype=pl.Boolean),
+                model_version=pl.lit(chat.version),
+                adapter_sha256=pl.lit(mut.sha256, dtype=pl.String),
+            )
+        )
+    return pl.concat(frames, how="vertical")

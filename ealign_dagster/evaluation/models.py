@@ -1,0 +1,61 @@
+"""The models under test: the base and every registered adapter, with how the chat layer addresses
+each (a PEFT adapter name locally, a model name on an endpoint)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ealign_dagster.core.store import Store
+
+
+def served_name(constitution: str, scope: str) -> str:
+    """The adapter's name for PEFT switching and on an endpoint (vLLM --lora-modules NAME=PATH)."""
+    return f"{constitution}-{scope}"
+
+
+@dataclass(frozen=True)
+class ModelUnderTest:
+    model_id: str  # 'base' or the adapter id
+    adapter_id: str | None = None
+    constitution: str | None = None
+    scope: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The adapter's name in the chat layer, None for the base."""
+        return served_name(self.constitution, self.scope) if self.adapter_id else None
+
+    def key_version(self, chat) -> str:
+        """What the generation cache keys on: base version plus the adapter's checksum."""
+        return f"{chat.version}+{self.sha256}" if self.sha256 else chat.version
+
+    def columns(self) -> dict:
+        return {
+            "model_id": self.model_id,
+            "adapter_id": self.adapter_id,
+            "constitution": self.constitution,
+            "scope": self.scope,
+        }
+
+
+BASE = ModelUnderTest("base")
+
+
+def models_under_test(store: Store) -> list[ModelUnderTest]:
+    """The base and every adapter registered now (one per constitution x scope)."""
+    rows = store.query(
+        "SELECT adapter_id, constitution, scope, path, sha256 FROM adapters ORDER BY constitution, scope"
+    )
+    return [BASE] + [
+        ModelUnderTest(r["adapter_id"], r["adapter_id"], r["constitution"], r["scope"], r["path"], r["sha256"])
+        for r in rows.iter_rows(named=True)
+    ]
+
+
+def load_model(chat, mut: ModelUnderTest):
+    """Attach the adapter to a loaded local base (once); endpoints address adapters by name."""
+    if mut.adapter_id and getattr(chat, "attach", None):
+        chat.attach(mut.name, mut.path)
+    return chat

@@ -1,0 +1,100 @@
+"""The ethical-persona diagnostic: every model's item answers, subscale scores, projectability per
+adapter and the known-persona validation of the instrument."""
+
+import dagster as dg
+import polars as pl
+
+from ealign_dagster.cai.assets import base_model
+from ealign_dagster.inputs.assets import constitution_files, persona_item_bank
+from ealign_dagster.orchestration.automation import eager, evaluation
+from ealign_dagster.orchestration.resources import EalignResource
+from ealign_dagster.orchestration.write import md_table, owns, write
+from ealign_dagster.training.assets import adapters
+
+ALL = dg.AllPartitionMapping()
+GROUP = dict(group_name="persona", pool="duckdb", kinds={"duckdb"})
+
+
+def _bank():
+    from ealign_dagster.core.paths import file_version
+    from ealign_dagster.core.schemas import item_bank_path, load_item_bank
+
+    return load_item_bank(), file_version(item_bank_path())
+
+
+def _items(store) -> pl.DataFrame:
+    items = store.table("persona_items")
+    if items.is_empty() or not (items["model_id"] == "base").any():
+        raise ValueError("persona_items has no rows for the base model: materialize persona_responses first")
+    return items
+
+
+def _with_ids(df: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
+    ids = items.group_by("model_id").agg(pl.col("adapter_id", "item_bank_version").first())
+    return df.drop([c for c in ("adapter_id", "item_bank_version") if c in df.columns]).join(
+        ids, on="model_id", how="left"
+    )
+
+
+@dg.asset(
+    deps=[dg.AssetDep(adapters, partition_mapping=ALL), base_model, persona_item_bank], **GROUP,
+    automation_condition=evaluation(), metadata=owns("persona_items"),
+)  # fmt: skip
+def persona_responses(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """Every model's answers to the persona items: Likert log-probabilities and coded replies."""
+    from ealign_dagster.evaluation.models import models_under_test
+    from ealign_dagster.persona.items import model_items
+
+    bank, bank_version = _bank()
+    models = models_under_test(ealign.store)
+    df = pl.from_pandas(model_items(ealign.cfg, ealign.paths, bank, models, bank_version, context.log.info))
+    mass = df.filter(pl.col("method") == "logprob")["option_mass"].mean()
+    return write(context, ealign.store, {"persona_items": df}, inputs={"persona": ealign.version("eval")},
+                 preview=["model_id", "item_id", "method", "raw", "value", "code"],
+                 metadata={"models": len(models), "logprob_option_mass": round(float(mass or 0), 3)})  # fmt: skip
+
+
+@dg.asset(deps=[persona_responses], **GROUP, automation_condition=eager(), metadata=owns("persona_scores"))
+def persona_scores(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """Per model x method x subscale: mean keyed agreement (-1..1) with a bootstrap CI over items and
+    the ambiguous-reply rate."""
+    from ealign_dagster.persona.scores import paraphrase_gaps, subscale_scores
+
+    items, cfg = _items(ealign.store), ealign.cfg.eval
+    df = _with_ids(pl.from_pandas(subscale_scores(items.to_pandas(), cfg.bootstrap_resamples, cfg.seed)), items)
+    gaps = pl.from_pandas(paraphrase_gaps(items.to_pandas()))
+    return write(context, ealign.store, {"persona_scores": df}, metadata={"paraphrase_gaps": md_table(gaps, n=40)})
+
+
+@dg.asset(deps=[persona_responses, constitution_files], **GROUP, automation_condition=eager(),
+          metadata=owns("projectability"))  # fmt: skip
+def projectability(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """Per adapter: the signature of its constitution's framework (target minus rivals) with a
+    bootstrap CI, its change from base (paired over items) and the profile fit."""
+    from ealign_dagster.core.schemas import load_constitutions
+    from ealign_dagster.persona.scores import projectability_rows
+    from ealign_dagster.safety.assets import model_frame
+
+    items, cfg, (bank, _) = _items(ealign.store), ealign.cfg.eval, _bank()
+    rows = projectability_rows(items.to_pandas(), model_frame(ealign.store).to_pandas(), bank, load_constitutions(),
+                               cfg.bootstrap_resamples, cfg.seed)  # fmt: skip
+    df = _with_ids(pl.from_pandas(rows), items)
+    ranked = df.filter(pl.col("model_id") != "base").sort("method", "signature_change", descending=[False, True])
+    cols = ["method", "constitution", "scope", "signature", "signature_change", "change_ci_low", "change_ci_high",
+            "profile_fit"]  # fmt: skip
+    return write(context, ealign.store, {"projectability": df}, metadata={"ranking": md_table(ranked, cols, 30)})
+
+
+@dg.asset(deps=[base_model, constitution_files, persona_item_bank], **GROUP, automation_condition=eager(),
+          metadata=owns("persona_validation", "persona_validation_items", "persona_validation_scores"))  # fmt: skip
+def persona_validation(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """Known-persona check of the instrument: the base model system-prompted as each constitution's
+    persona should land highest on that constitution's framework."""
+    from ealign_dagster.persona.scores import validation_tables
+
+    bank, bank_version = _bank()
+    tables = validation_tables(ealign.cfg, ealign.paths, bank, bank_version, context.log.info)
+    val = tables["persona_validation"]
+    landed = val.filter(pl.col("method") == "logprob")["lands_highest"]
+    return write(context, ealign.store, tables, inputs={"persona": ealign.version("eval")},
+                 metadata={"lands_highest_logprob": f"{int(landed.sum())}/{landed.len()}"})  # fmt: skip

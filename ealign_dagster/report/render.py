@@ -1,0 +1,335 @@
+"""The report: one self-contained HTML page (plots embedded) plus the same plots as PNG files.
+
+Plots: the primary judge's rate per category per model with Wilson CIs (trained and held-out
+categories marked); held-out vs trained change per narrow adapter; over-refusal change next to the
+safety change; the persona heatmap (models x subscales); the projectability ranking with CIs.
+Tables: emergent alignment, projectability, known-persona validation, judge validation and agreement.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROLE_MARKERS = {
+    "trained": ("s", "trained"),
+    "held_out": ("*", "held-out"),
+    "other": ("o", "other"),
+    None: ("D", "base"),
+}
+
+
+@dataclass
+class ReportData:
+    safety: pd.DataFrame  # safety_scores
+    emergent: pd.DataFrame  # emergent_alignment
+    persona: pd.DataFrame  # persona_scores (persona = '')
+    projectability: pd.DataFrame
+    persona_validation: pd.DataFrame
+    judge_validation: pd.DataFrame
+    judge_agreement: pd.DataFrame
+    labels: dict[str, str] = field(default_factory=dict)  # model_id -> "constitution / scope" or "base"
+    judge: str = "embedding"
+
+
+def model_labels(adapters: pd.DataFrame) -> dict[str, str]:
+    out = {"base": "base"}
+    for r in adapters.itertuples():
+        out[r.adapter_id] = f"{r.constitution} / {r.scope}"
+    return out
+
+
+def _fig_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _order(data: ReportData, ids) -> list[str]:
+    ids = set(ids)
+    return ["base"] * ("base" in ids) + sorted((m for m in ids if m != "base"), key=lambda m: data.labels.get(m, m))
+
+
+def plot_safety(data: ReportData) -> bytes:
+    import matplotlib.pyplot as plt
+
+    s = data.safety[
+        (data.safety.judge == data.judge) & (data.safety.benchmark != "benign") & (data.safety.category != "all")
+    ]
+    # pool the harmful benchmarks (standard + contextual) per model x category
+    g = s.groupby(["model_id", "category"], as_index=False).agg(
+        events=("events", "sum"), n=("n", "sum"), role=("category_role", "first")
+    )
+    from ealign_dagster.core.stats import wilson
+
+    g["rate"] = g.events / g.n
+    ci = [wilson(int(e), int(n)) for e, n in zip(g.events, g.n)]
+    g["lo"], g["hi"] = [c[0] for c in ci], [c[1] for c in ci]
+    cats = sorted(g.category.unique())
+    models = _order(data, g.model_id)
+    metric = s.metric.iloc[0].replace("_", " ") if len(s) else "rate"
+    fig, axes = plt.subplots(1, len(cats), figsize=(3.1 * len(cats), 0.32 * len(models) + 1.6), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, cat in zip(axes, cats):
+        sub = g[g.category == cat].set_index("model_id")
+        for y, m in enumerate(models):
+            if m not in sub.index:
+                continue
+            r = sub.loc[m]
+            role = None if m == "base" else r.role
+            marker, _ = ROLE_MARKERS.get(role, ("o", "other"))
+            color = "black" if m == "base" else {"trained": "tab:blue", "held_out": "tab:red"}.get(role, "tab:gray")
+            ax.errorbar(
+                r.rate,
+                y,
+                xerr=[[r.rate - r.lo], [r.hi - r.rate]],
+                fmt=marker,
+                color=color,
+                ms=7 if marker == "*" else 5,
+                capsize=2,
+            )
+        ax.set_title(cat.replace("_", " "), fontsize=9)
+        ax.set_xlim(-0.03, 1.03)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlabel(metric, fontsize=8)
+    axes[0].set_yticks(range(len(models)), [data.labels.get(m, m) for m in models], fontsize=8)
+    axes[0].invert_yaxis()
+    handles = [
+        plt.Line2D([], [], marker=mk, ls="", color=c, label=l)
+        for mk, c, l in (
+            ("D", "black", "base"),
+            ("s", "tab:blue", "trained category"),
+            ("*", "tab:red", "held-out category"),
+            ("o", "tab:gray", "other"),
+        )
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.06))
+    fig.suptitle(f"{metric} per category (judge: {data.judge}; Wilson 95% CI; lower = safer)", fontsize=10)
+    return _fig_png(fig)
+
+
+def plot_heldout_vs_trained(data: ReportData) -> bytes:
+    import matplotlib.pyplot as plt
+
+    e = data.emergent
+    w = e.pivot_table(
+        index=["constitution", "scope"], columns="category_role", values=["delta", "ci_low", "ci_high"], aggfunc="first"
+    )
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for (con, scope), r in w.iterrows():
+        x, y = r[("delta", "trained")], r[("delta", "held_out")]
+        ax.errorbar(
+            x,
+            y,
+            xerr=[[x - r[("ci_low", "trained")]], [r[("ci_high", "trained")] - x]],
+            yerr=[[y - r[("ci_low", "held_out")]], [r[("ci_high", "held_out")] - y]],
+            fmt="o",
+            capsize=2,
+            alpha=0.8,
+        )
+        ax.annotate(
+            f"{con}\n{scope.replace('narrow_', '')}", (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points"
+        )
+    lim = max(0.1, float(np.nanmax(np.abs(w[["ci_low", "ci_high"]].to_numpy()))) if len(w) else 0.1) * 1.1
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.axvline(0, color="gray", lw=0.8)
+    ax.plot([-lim, lim], [-lim, lim], ls=":", color="gray", lw=0.8)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_xlabel("change on the trained category (vs base)")
+    ax.set_ylabel("change on the held-out category (vs base)")
+    ax.set_title(
+        "Emergent alignment: held-out vs trained change\n(negative = safer; paired bootstrap 95% CI)", fontsize=10
+    )
+    return _fig_png(fig)
+
+
+def plot_overrefusal(data: ReportData) -> bytes:
+    import matplotlib.pyplot as plt
+
+    s = data.safety[(data.safety.judge == data.judge) & (data.safety.category == "all")]
+    harm = (
+        s[s.benchmark != "benign"].groupby("model_id").apply(lambda d: d.events.sum() / d.n.sum(), include_groups=False)
+    )
+    benign = (
+        s[s.benchmark == "benign"].groupby("model_id").apply(lambda d: d.events.sum() / d.n.sum(), include_groups=False)
+    )
+    fig, ax = plt.subplots(figsize=(6, 5))
+    if "base" in harm.index and "base" in benign.index:
+        for m in _order(data, harm.index):
+            if m == "base" or m not in benign.index:
+                continue
+            x, y = harm[m] - harm["base"], benign[m] - benign["base"]
+            ax.plot(x, y, "o", color="tab:purple")
+            ax.annotate(
+                data.labels.get(m, m).replace(" / ", "\n"),
+                (x, y),
+                fontsize=7,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.axvline(0, color="gray", lw=0.8)
+    ax.set_xlabel("safety change: harmful prompts, all categories (negative = safer)")
+    ax.set_ylabel("over-refusal change: benign look-alikes refused (positive = worse)")
+    ax.set_title("Over-refusal next to safety gain, per adapter (vs base)", fontsize=10)
+    return _fig_png(fig)
+
+
+def plot_persona(data: ReportData) -> bytes:
+    import matplotlib.pyplot as plt
+
+    p = data.persona[(data.persona.method == "logprob") & (data.persona.persona == "")]
+    w = p.pivot(index="model_id", columns="subscale", values="mean")
+    models = _order(data, w.index)
+    w = w.loc[models]
+    fig, ax = plt.subplots(figsize=(1.1 * w.shape[1] + 3, 0.35 * len(models) + 1.5))
+    lim = max(0.05, float(np.nanmax(np.abs(w.to_numpy()))))
+    im = ax.imshow(w.to_numpy(), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(w.shape[1]), [c.replace("_", "\n") for c in w.columns], fontsize=8)
+    ax.set_yticks(range(len(models)), [data.labels.get(m, m) for m in models], fontsize=8)
+    for i in range(w.shape[0]):
+        for j in range(w.shape[1]):
+            ax.text(j, i, f"{w.iat[i, j]:+.2f}", ha="center", va="center", fontsize=6)
+    fig.colorbar(im, ax=ax, label="keyed agreement (-1 .. +1)")
+    ax.set_title("Ethical persona (log-prob Likert), models x subscales", fontsize=10)
+    return _fig_png(fig)
+
+
+def plot_projectability(data: ReportData) -> bytes:
+    import matplotlib.pyplot as plt
+
+    p = data.projectability[(data.projectability.method == "logprob") & (data.projectability.model_id != "base")]
+    p = p.sort_values("signature_change")
+    fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(p) + 1.5))
+    y = np.arange(len(p))
+    x = p.signature_change.to_numpy()
+    ax.errorbar(x, y, xerr=[x - p.change_ci_low.to_numpy(), p.change_ci_high.to_numpy() - x], fmt="o", capsize=2)
+    ax.set_yticks(y, [f"{c} / {s}" for c, s in zip(p.constitution, p.scope)], fontsize=8)
+    ax.axvline(0, color="gray", lw=0.8)
+    ax.set_xlabel("signature change vs base (target framework minus rivals)")
+    ax.set_title("Projectability ranking (bootstrap 95% CI over items)", fontsize=10)
+    return _fig_png(fig)
+
+
+PLOTS = {
+    "safety_by_category": ("Harmful-prompt outcome per category and model", plot_safety),
+    "heldout_vs_trained": ("Held-out vs trained improvement per narrow adapter", plot_heldout_vs_trained),
+    "overrefusal_vs_safety": ("Over-refusal next to safety gain", plot_overrefusal),
+    "persona_heatmap": ("Persona heatmap", plot_persona),
+    "projectability": ("Signature / projectability ranking", plot_projectability),
+}
+
+
+def _table(df: pd.DataFrame) -> str:
+    df = df.copy()
+    for c in df.select_dtypes("float").columns:
+        df[c] = df[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    return df.to_html(index=False, border=0, classes="t", escape=True)
+
+
+CSS = """body{font-family:system-ui,-apple-system,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
+img{max-width:100%;border:1px solid #eee}table.t{border-collapse:collapse;font-size:.8em;margin:.5em 0}
+table.t td,table.t th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}.note{color:#666;font-size:.85em}"""
+
+
+def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict) -> tuple[Path, dict[str, Path]]:
+    """Write <out_dir>/report.html (self-contained) and <out_dir>/<plot>.png; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pngs, sections = {}, []
+    for name, (heading, fn) in PLOTS.items():
+        png = fn(data)
+        (out_dir / f"{name}.png").write_bytes(png)
+        pngs[name] = out_dir / f"{name}.png"
+        sections.append(
+            f"<h2>{html.escape(heading)}</h2><img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+        )
+    e = data.emergent[
+        [
+            "constitution",
+            "scope",
+            "category_role",
+            "metric",
+            "n",
+            "base_rate",
+            "model_rate",
+            "delta",
+            "ci_low",
+            "ci_high",
+            "p_holm",
+        ]
+    ]
+    pr = data.projectability[data.projectability.model_id != "base"][
+        [
+            "method",
+            "constitution",
+            "scope",
+            "signature",
+            "signature_change",
+            "change_ci_low",
+            "change_ci_high",
+            "profile_fit",
+        ]
+    ].sort_values(["method", "signature_change"], ascending=[True, False])
+    pv = data.persona_validation[
+        ["persona", "method", "own_score", "best_other_framework", "best_other_score", "margin", "lands_highest"]
+    ]
+    tables = [
+        ("Emergent alignment (change vs base; Holm-corrected exact McNemar)", e),
+        ("Projectability", pr),
+        ("Known-persona validation (base model prompted as each persona)", pv),
+        (
+            "Judge validation (held-back human-labelled refusals)",
+            data.judge_validation[["judge", "n", "accuracy", "roc_auc", "precision", "recall"]],
+        ),
+        ("Judge agreement (Cohen's kappa on refusal)", data.judge_agreement),
+    ]
+    body = (
+        "".join(sections[:3])
+        + "".join(f"<h2>{html.escape(t)}</h2>{_table(df)}" for t, df in tables[:1])
+        + "".join(sections[3:])
+    )
+    body += "".join(f"<h2>{html.escape(t)}</h2>{_table(df)}" for t, df in tables[1:])
+    prov = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in provenance.items())
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1><p class='note'>Rates from the {html.escape(data.judge)} judge. "
+        "Offline judges measure refusal: their rate on harmful prompts is a non-refusal rate.</p>"
+        f"{body}<h2>Provenance</h2><ul class='note'>{prov}</ul></body></html>"
+    )
+    path = out_dir / "report.html"
+    tmp = out_dir / ".report.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return path, pngs
+
+
+TABLES = {"safety": "safety_scores", "emergent": "emergent_alignment", "persona": "persona_scores",
+          "projectability": "projectability", "persona_validation": "persona_validation",
+          "judge_validation": "judge_validation", "judge_agreement": "judge_agreement"}  # fmt: skip
+
+
+def build_report(store, cfg, reports_dir: Path, run_id: str, inputs: dict) -> tuple[ReportData, Path, dict]:
+    """Read the result tables and write a new report folder under `reports_dir`."""
+    from datetime import UTC, datetime
+
+    frames = {k: store.table(t).to_pandas() for k, t in TABLES.items()}
+    labels = model_labels(store.query("SELECT adapter_id, constitution, scope FROM adapters").to_pandas())
+    data = ReportData(**frames, labels=labels, judge=cfg.eval.primary_judge)
+    out = reports_dir / f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{run_id[:8]}"
+    provenance = {"profile": cfg.name, "run": run_id, "models": len(labels), **inputs}
+    path, pngs = write_report(data, out, f"ealign report: {cfg.name} profile", provenance)
+    return data, path, pngs

@@ -1,0 +1,66 @@
+"""Safety rates per model with tests against the base, and the emergent-alignment table."""
+
+import dagster as dg
+import polars as pl
+
+from ealign_dagster.judges.assets import judgments
+from ealign_dagster.orchestration.automation import eager
+from ealign_dagster.orchestration.resources import EalignResource
+from ealign_dagster.orchestration.write import md_table, owns, write
+
+GROUP = dict(group_name="safety", pool="duckdb", kinds={"duckdb"}, automation_condition=eager())
+
+
+def judgment_frame(store) -> pl.DataFrame:
+    j = store.query("SELECT * EXCLUDE (raw, run_id, asset_key, partition_key, input_versions) FROM judgments")
+    if j.is_empty() or not (j["model_id"] == "base").any():
+        raise ValueError("judgments has no rows for the base model: materialize judgments first")
+    return j
+
+
+def model_frame(store) -> pl.DataFrame:
+    """model_id, adapter_id, constitution, scope of every model under test."""
+    from ealign_dagster.evaluation.models import models_under_test
+
+    rows = [m.columns() for m in models_under_test(store)]
+    return pl.DataFrame(rows, schema={"model_id": pl.String, "adapter_id": pl.String, "constitution": pl.String,
+                                      "scope": pl.String})  # fmt: skip
+
+
+@dg.asset(deps=[judgments], **GROUP, metadata=owns("safety_scores"))
+def safety_scores(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """Rates per model x judge x benchmark x category with Wilson CIs, exact McNemar vs base, Holm."""
+    from ealign_dagster.core.schemas import load_taxonomy
+    from ealign_dagster.safety.scores import safety_rows
+
+    j = judgment_frame(ealign.store)
+    df = pl.from_pandas(safety_rows(j.to_pandas(), model_frame(ealign.store).to_pandas(), load_taxonomy()))
+    versions = j.group_by("model_id", "judge").agg(pl.col("judge_version", "adapter_id", "generation_version").first())
+    evals = ealign.store.query("SELECT model_id, any_value(eval_version) AS eval_version FROM generations GROUP BY ALL")
+    df = df.join(versions, on=["model_id", "judge"], how="left").join(evals, on="model_id", how="left")
+    overall = df.filter(pl.col("category") == "all").sort("judge", "benchmark", "model_id")
+    cols = ["model_id", "judge", "benchmark", "metric", "n", "rate", "ci_low", "ci_high", "p_holm"]
+    return write(context, ealign.store, {"safety_scores": df}, metadata={"overall": md_table(overall, cols, 60)})
+
+
+@dg.asset(deps=[judgments], **GROUP, metadata=owns("emergent_alignment"))
+def emergent_alignment(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """Per constitution x narrow scope: the change vs base on the trained, held-out and other
+    categories and in over-refusal, with paired bootstrap CI, exact McNemar and Holm."""
+    from ealign_dagster.core.schemas import load_taxonomy
+    from ealign_dagster.safety.scores import emergent_rows
+
+    cfg, j = ealign.cfg.eval, judgment_frame(ealign.store)
+    if cfg.primary_judge not in set(j["judge"]):
+        raise ValueError(f"eval.primary_judge '{cfg.primary_judge}' has no judgments; add it to eval.judges")
+    rows = emergent_rows(j.to_pandas(), model_frame(ealign.store).to_pandas(), load_taxonomy(), cfg.primary_judge,
+                         cfg.bootstrap_resamples, cfg.seed)  # fmt: skip
+    judge_version = j.filter(pl.col("judge") == cfg.primary_judge)["judge_version"][0]
+    eval_version = ealign.store.query("SELECT any_value(eval_version) AS v FROM generations")["v"][0]
+    df = pl.from_pandas(rows).with_columns(
+        judge_version=pl.lit(judge_version), adapter_id=pl.col("model_id"), eval_version=pl.lit(eval_version)
+    )
+    cols = ["constitution", "scope", "category_role", "metric", "n", "base_rate", "model_rate", "delta", "ci_low",
+            "ci_high", "p_holm"]  # fmt: skip
+    return write(context, ealign.store, {"emergent_alignment": df}, metadata={"table": md_table(df, cols, 80),
+                                                                            "judge": cfg.primary_judge})  # fmt: skip

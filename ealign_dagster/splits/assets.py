@@ -1,0 +1,38 @@
+"""`splits[scope]`: one scope's training pool plus the shared evaluation set (held-out categories
+flagged), every filter drop in `split_audit`."""
+
+import dagster as dg
+import polars as pl
+
+from ealign_dagster.inputs.assets import taxonomy_file
+from ealign_dagster.orchestration.automation import eager
+from ealign_dagster.orchestration.partitions import SCOPES
+from ealign_dagster.orchestration.resources import EalignResource
+from ealign_dagster.orchestration.write import counts_md, owns, write
+from ealign_dagster.prompts.assets import prompts
+
+
+@dg.asset(
+    deps=[prompts, taxonomy_file], partitions_def=SCOPES, group_name="splits", automation_condition=eager(),
+    pool="duckdb", kinds={"duckdb"}, metadata=owns("splits", "split_audit"),
+)  # fmt: skip
+def splits(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """One scope's training pool plus the shared evaluation set (held-out categories flagged)."""
+    from ealign_dagster.core.schemas import load_taxonomy
+    from ealign_dagster.core.store import data_version
+    from ealign_dagster.splits.build import build_split, load_prompts_with_vectors
+
+    scope, cfg = context.partition_key, ealign.cfg
+    frame, vecs = load_prompts_with_vectors(ealign.store, cfg.prompts.embedding_model, ealign.paths.cache,
+                                            context.log.info)  # fmt: skip
+    rows, audit, drops = build_split(scope, frame, vecs, load_taxonomy(), cfg.splits)
+    rows = pl.from_pandas(rows)
+    version = data_version(rows)
+    context.log.info(f"{scope}: {rows.filter(pl.col('role') == 'train').height} train; dropped {drops}")
+    return write(
+        context, ealign.store, {"splits": rows.with_columns(split_version=pl.lit(version)),
+                                "split_audit": pl.from_pandas(audit)},
+        where={"scope": scope}, version=version, inputs={"profile.splits": ealign.version("splits")},
+        preview=["role", "prompt_id", "category", "category_role", "source"],
+        metadata={"dropped_by_reason": counts_md(drops, "reason")},
+    )  # fmt: skip

@@ -1,0 +1,20 @@
+-- Evaluation. model_id is 'base' or an adapter_id; every row carries the versions behind it.
+CREATE TABLE IF NOT EXISTS generations (
+    model_id           VARCHAR NOT NULL,
+    adapter_id         VARCHAR,            -- NULL for the base model
+    constitution       VARCHAR,
+    scope              VARCHAR,
+    benchmark          VARCHAR NOT NULL,   -- harmbench_standard | harmbench_contextual | benign
+    prompt_id          VARCHAR NOT NULL,
+    category           VARCHAR NOT NULL,   -- benign: the category the prompt resembles
+    kind               VARCHAR,            -- benign: homonym | fiction | history | ...
+    prompt             VARCHAR NOT NULL,
+    response           VARCHAR NOT NULL,
+    prompt_tokens      INTEGER,
+    completion_tokens  INTEGER,
+    model_version      VARCHAR NOT NULL,   -- base weights hash, or the endpoint
+    adapter_sha256     VARCHAR,
+    eval_version       VARCHAR NOT NULL,   -- evaluation prompt set (eval splits + benign file)
+    generation_version VARCHAR NOT NULL,   -- data version of this partition
+    run_id VARCHAR NOT NULL, asset_key VARCHAR NOT NULL, partition_key VARCHAR NOT NULL, input_versions JSON
+);

@@ -1,0 +1,21 @@
+-- Item-level persona answers of every model under test (persona = ''; the known-persona runs are in persona_validation_items).
+CREATE TABLE IF NOT EXISTS persona_items (
+    model_id       VARCHAR NOT NULL,
+    adapter_id     VARCHAR,
+    persona        VARCHAR NOT NULL,
+    item_id        VARCHAR NOT NULL,
+    subscale       VARCHAR NOT NULL,
+    reverse        BOOLEAN NOT NULL,
+    rival          VARCHAR,
+    paraphrase_of  VARCHAR,
+    text           VARCHAR NOT NULL,
+    method         VARCHAR NOT NULL,   -- logprob | generated
+    raw            DOUBLE,             -- logprob: expected Likert 1..5; generated: +1 agree / -1 disagree / NULL
+    option_mass    DOUBLE,             -- logprob: probability on the five answers
+    value          DOUBLE,             -- keyed score in [-1, 1]
+    reply          VARCHAR,
+    code           VARCHAR,            -- agree | disagree | ambiguous
+    item_bank_version VARCHAR NOT NULL,
+    model_version  VARCHAR,
+    run_id VARCHAR NOT NULL, asset_key VARCHAR NOT NULL, partition_key VARCHAR NOT NULL, input_versions JSON
+);

@@ -1,0 +1,18 @@
+CREATE TABLE IF NOT EXISTS projectability (
+    model_id           VARCHAR NOT NULL,
+    constitution       VARCHAR NOT NULL,
+    framework          VARCHAR NOT NULL,
+    scope              VARCHAR,
+    method             VARCHAR NOT NULL,
+    signature          DOUBLE,         -- target framework minus the mean of its rivals
+    signature_ci_low   DOUBLE,
+    signature_ci_high  DOUBLE,
+    base_signature     DOUBLE,
+    signature_change   DOUBLE,         -- vs base, paired over items
+    change_ci_low      DOUBLE,
+    change_ci_high     DOUBLE,
+    profile_fit        DOUBLE,         -- cosine(observed change per subscale, expected profile)
+    adapter_id         VARCHAR,
+    item_bank_version  VARCHAR,
+    run_id VARCHAR NOT NULL, asset_key VARCHAR NOT NULL, partition_key VARCHAR NOT NULL, input_versions JSON
+);

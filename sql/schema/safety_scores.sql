@@ -1,0 +1,22 @@
+CREATE TABLE IF NOT EXISTS safety_scores (
+    model_id       VARCHAR NOT NULL,
+    scope          VARCHAR,
+    judge          VARCHAR NOT NULL,
+    metric         VARCHAR NOT NULL,   -- non_refusal_rate | harmful_rate (harmful prompts) | refusal_rate (benign)
+    benchmark      VARCHAR NOT NULL,
+    category       VARCHAR NOT NULL,   -- or 'all'
+    category_role  VARCHAR,            -- trained | held_out | other for the model's scope; NULL for base
+    held_out       BOOLEAN,
+    n              INTEGER NOT NULL,
+    events         INTEGER NOT NULL,
+    rate           DOUBLE NOT NULL,
+    ci_low         DOUBLE,             -- Wilson 95%
+    ci_high        DOUBLE,
+    p_value        DOUBLE,             -- exact McNemar vs base on the same prompts
+    p_holm         DOUBLE,             -- Holm over this judge's family of tests
+    judge_version  VARCHAR,
+    adapter_id     VARCHAR,
+    generation_version VARCHAR,
+    eval_version   VARCHAR,
+    run_id VARCHAR NOT NULL, asset_key VARCHAR NOT NULL, partition_key VARCHAR NOT NULL, input_versions JSON
+);

@@ -1,0 +1,14 @@
+-- Every prompt a filter removed from a scope's training pool, and why.
+CREATE TABLE IF NOT EXISTS split_audit (
+    scope          VARCHAR NOT NULL,
+    prompt_id      VARCHAR NOT NULL,
+    source         VARCHAR,
+    category       VARCHAR,
+    reason         VARCHAR NOT NULL,  -- label | unassigned | held_out_similarity | held_out_classifier | contamination | length
+    score          DOUBLE,            -- similarity, confidence or length behind the decision
+    threshold      DOUBLE,
+    run_id         VARCHAR NOT NULL,
+    asset_key      VARCHAR NOT NULL,
+    partition_key  VARCHAR NOT NULL,
+    input_versions JSON
+);
