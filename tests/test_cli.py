@@ -126,6 +126,15 @@ def _check_evaluation(home, adapters):
         "select (select count(*) from safety_scores) + (select count(*) from emergent_alignment)"
         " + (select count(*) from persona_scores) + (select count(*) from projectability) as n",
     )
+    # each write records the data versions Dagster holds for every upstream partition it read
+    import json
+
+    iv = json.loads(
+        _rows(home, "select input_versions from materializations where asset_key = 'eval_generations'")[0][
+            "input_versions"
+        ]
+    )
+    assert len([k for k in iv if k.startswith("adapters[")]) == 12 and "base_model" in iv and all(iv.values()), iv
     lineage = _rows(home, "select * from metric_lineage")
     assert len(lineage) == int(counts[0]["n"])
     always = ["model_id", "metric", "metric_run_id", "base_model", "base_version", "eval_version", "eval_source_paths"]

@@ -33,7 +33,7 @@ def initial_responses(context: dg.AssetExecutionContext, ealign: EalignResource)
     )
     df = initial_answers(ealign.cfg, ealign.paths, items, log=context.log.info)
     return write(context, ealign.store, {"initial_responses": df.drop("cached")},
-                 inputs={"cai.initial": ealign.version("cai")}, preview=["prompt_id", "prompt", "response"],
+                 inputs={"cai": ealign.version("cai")}, preview=["prompt_id", "prompt", "response"],
                  metadata={"generated": int((~df["cached"]).sum()), "from_cache": int(df["cached"].sum())})  # fmt: skip
 
 

@@ -25,20 +25,17 @@ EVAL = dict(group_name="evaluation", pool="duckdb", automation_condition=evaluat
 )  # fmt: skip
 def eval_generations(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
     """Greedy answers of the base and every adapter to the evaluation prompts and the look-alikes."""
-    from ealign_dagster.core.store import data_version
     from ealign_dagster.evaluation.benchmarks import eval_set
     from ealign_dagster.evaluation.generate import generations
     from ealign_dagster.evaluation.models import models_under_test
 
     items, eval_version = eval_set(ealign.store, ealign.cfg)
     models = models_under_test(ealign.store)
-    df = generations(ealign.cfg, ealign.paths, items, models, log=context.log.info)
-    per_model = {m: data_version(g.drop("prompt_tokens", "generated")) for (m,), g in df.group_by("model_id")}
-    df = df.with_columns(eval_version=pl.lit(eval_version), generation_version=pl.col("model_id").replace(per_model))
+    df, generated = generations(ealign.cfg, ealign.paths, items, models, log=context.log.info)
     return write(
-        context, ealign.store, {"generations": df.drop("generated")},
+        context, ealign.store, {"generations": df.with_columns(eval_version=pl.lit(eval_version))},
         inputs={"eval_set": eval_version, "sampling": ealign.version("eval")},
         preview=["model_id", "benchmark", "category", "prompt", "response"],
-        metadata={"models": len(models), "generated": int(df["generated"].sum()),
+        metadata={"models": len(models), "generated": generated,
                   "by_benchmark": counts_md(dict(df.group_by("benchmark").len().iter_rows()), "benchmark")},
     )  # fmt: skip

@@ -8,7 +8,8 @@ import polars as pl
 from ealign_dagster.core.chat import Request, generate, load_chat
 from ealign_dagster.core.config import Profile
 from ealign_dagster.core.paths import Home, stable_int
-from ealign_dagster.evaluation.models import ModelUnderTest, load_model
+from ealign_dagster.core.store import data_version
+from ealign_dagster.evaluation.models import ModelUnderTest, attach
 
 
 def eval_chat(cfg: Profile, home: Home):
@@ -16,28 +17,30 @@ def eval_chat(cfg: Profile, home: Home):
     return load_chat(cfg.eval.model or cfg.student, home)
 
 
-def generations(cfg: Profile, home: Home, items: pl.DataFrame, models: list[ModelUnderTest], log=None) -> pl.DataFrame:
-    """One row per model x evaluation prompt, with the response and token counts."""
+def generations(
+    cfg: Profile, home: Home, items: pl.DataFrame, models: list[ModelUnderTest], log=None
+) -> tuple[pl.DataFrame, int]:
+    """One row per model x evaluation prompt (response, token counts, a per-model `generation_version`),
+    and how many answers were generated rather than read from the cache."""
     chat = eval_chat(cfg, home)
     s = cfg.eval.sampling
-    frames = []
+    frames, generated = [], 0
     for mut in models:
-        load_model(chat, mut)
+        attach(chat, mut)
         reqs = [
             Request.chat([{"role": "user", "content": p}], max_new_tokens=s.max_new_tokens, temperature=s.temperature,
                          top_p=s.top_p, seed=stable_int(cfg.eval.seed, pid), adapter=mut.name)
             for p, pid in zip(items["prompt"], items["prompt_id"])
         ]  # fmt: skip
         out = generate(chat, reqs, log=log, what=f"evaluation {mut.name or 'base'}", key_version=mut.key_version(chat))
-        frames.append(
-            items.with_columns(
-                *(pl.lit(v, dtype=pl.String).alias(k) for k, v in mut.columns().items()),
-                response=pl.Series([r.text for r in out], dtype=pl.String),
-                prompt_tokens=pl.Series([r.prompt_tokens for r in out], dtype=pl.Int64),
-                completion_tokens=pl.Series([r.completion_tokens for r in out], dtype=pl.Int64),
-                generated=pl.Series([not r.cached for r in out], dtype=pl.Boolean),
-                model_version=pl.lit(chat.version),
-                adapter_sha256=pl.lit(mut.sha256, dtype=pl.String),
-            )
+        generated += sum(not r.cached for r in out)
+        rows = items.with_columns(
+            *(pl.lit(v, dtype=pl.String).alias(k) for k, v in mut.columns().items()),
+            response=pl.Series([r.text for r in out], dtype=pl.String),
+            prompt_tokens=pl.Series([r.prompt_tokens for r in out], dtype=pl.Int64),
+            completion_tokens=pl.Series([r.completion_tokens for r in out], dtype=pl.Int64),
+            model_version=pl.lit(chat.version),
+            adapter_sha256=pl.lit(mut.sha256, dtype=pl.String),
         )
-    return pl.concat(frames, how="vertical")
+        frames.append(rows.with_columns(generation_version=pl.lit(data_version(rows.drop("prompt_tokens")))))
+    return pl.concat(frames, how="vertical"), generated

@@ -54,8 +54,8 @@ def models_under_test(store: Store) -> list[ModelUnderTest]:
     ]
 
 
-def load_model(chat, mut: ModelUnderTest):
-    """Attach the adapter to a loaded local base (once); endpoints address adapters by name."""
+def attach(chat, mut: ModelUnderTest):
+    """Attach a model's adapter to a loaded local base (once); endpoints address adapters by name."""
     if mut.adapter_id and getattr(chat, "attach", None):
         chat.attach(mut.name, mut.path)
     return chat

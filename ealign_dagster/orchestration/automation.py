@@ -17,6 +17,7 @@ import dagster as dg
 
 from ealign_dagster.orchestration.partitions import CONSTITUTIONS
 from ealign_dagster.orchestration.resources import EalignResource
+from ealign_dagster.orchestration.write import DATA_VERSION_TAG
 
 
 def eager() -> dg.AutomationCondition:
@@ -26,7 +27,7 @@ def eager() -> dg.AutomationCondition:
 
 
 def nightly_cron() -> str | None:
-    """The profile's `eval.nightly_cron` (profile from EALIGN_PROFILE, as the `profile` resource)."""
+    """The profile's `eval.nightly_cron` (profile from EALIGN_PROFILE, as the `ealign` resource reads it)."""
     from ealign_dagster.core.config import load_profile
 
     try:
@@ -44,10 +45,6 @@ def evaluation() -> dg.AutomationCondition:
         eager()
         | (dg.AutomationCondition.cron_tick_passed(cron).since_last_handled() & ~dg.AutomationCondition.in_progress())
     ).with_label(f"eager or nightly ({cron})")
-
-
-# The tag observable source assets record their version under.
-DATA_VERSION_TAG = "dagster/data_version"
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -72,9 +69,8 @@ def input_files(context: dg.SensorEvaluationContext, ealign: EalignResource):
             events.append(dg.AssetObservation(asset_key=asset, partition=part, tags={DATA_VERSION_TAG: version}))
             seen[key] = version
     if events:
-        context.log.info(
-            f"observed new versions: {', '.join(e.asset_key.to_user_string() + (f'[{e.partition}]' if e.partition else '') for e in events)}"
-        )
+        names = [e.asset_key.to_user_string() + (f"[{e.partition}]" if e.partition else "") for e in events]
+        context.log.info(f"observed new versions: {', '.join(names)}")
     return dg.SensorResult(
         asset_events=events,
         dynamic_partitions_requests=[CONSTITUTIONS.build_add_request(new)] if new else [],

@@ -11,7 +11,7 @@ import polars as pl
 from ealign_dagster.core.store import Lineage, data_version
 
 TABLES_KEY = "ealign/tables"  # asset metadata: the DuckDB tables this asset owns
-DATA_VERSION_TAG = "dagster/data_version"
+DATA_VERSION_TAG = "dagster/data_version"  # where Dagster records a materialization's or observation's version
 
 
 def owns(*tables: str) -> dict:
@@ -32,17 +32,22 @@ def _record_version(record) -> str | None:
     return event.tags.get(DATA_VERSION_TAG) if event else None
 
 
+def _input_partitions(context: dg.AssetExecutionContext, input_name: str) -> list[str]:
+    """The upstream partitions this step reads through one input; [] for an unpartitioned upstream."""
+    try:
+        context.asset_partitions_def_for_input(input_name)
+    except dg.DagsterInvariantViolationError:  # Dagster's answer for an unpartitioned upstream
+        return []
+    return list(context.asset_partition_keys_for_input(input_name))
+
+
 def upstream_versions(context: dg.AssetExecutionContext) -> dict[str, str | None]:
     """{upstream asset[partition]: data version} of every upstream partition this step depends on,
     as recorded by Dagster (materializations, or observations of source files)."""
     out: dict[str, str | None] = {}
     for name, key in context.assets_def.keys_by_input_name.items():
         label = key.to_user_string()
-        try:
-            partitions = list(context.asset_partition_keys_for_input(name))
-        except Exception:  # an unpartitioned upstream
-            partitions = []
-        for p in partitions or [None]:
+        for p in _input_partitions(context, name) or [None]:
             record = context.instance.get_latest_data_version_record(key, partition_key=p)
             out[f"{label}[{p}]" if p else label] = _record_version(record)
     return out

@@ -43,11 +43,12 @@ def _with_ids(df: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
 def persona_responses(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
     """Every model's answers to the persona items: Likert log-probabilities and coded replies."""
     from ealign_dagster.evaluation.models import models_under_test
-    from ealign_dagster.persona.items import model_items
+    from ealign_dagster.persona.items import answer_items
 
     bank, bank_version = _bank()
     models = models_under_test(ealign.store)
-    df = pl.from_pandas(model_items(ealign.cfg, ealign.paths, bank, models, bank_version, context.log.info))
+    runs = [{"model": m, "persona": None, "persona_name": ""} for m in models]
+    df = pl.from_pandas(answer_items(ealign.cfg, ealign.paths, bank, runs, bank_version, context.log.info))
     mass = df.filter(pl.col("method") == "logprob")["option_mass"].mean()
     return write(context, ealign.store, {"persona_items": df}, inputs={"persona": ealign.version("eval")},
                  preview=["model_id", "item_id", "method", "raw", "value", "code"],

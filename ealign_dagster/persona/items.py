@@ -145,35 +145,22 @@ def score_items(
     ]
 
 
-def model_items(cfg, home, bank: ItemBank, models: list, bank_version: str, log=None) -> pd.DataFrame:
-    """Item-level answers of every model under test (one loaded base, adapters switched)."""
+def answer_items(cfg, home, bank: ItemBank, runs: list[dict], bank_version: str, log=None) -> pd.DataFrame:
+    """Item-level answers for several runs of one loaded base. A run is {"model": ModelUnderTest,
+    "persona": system prompt or None, "persona_name": ""}: an adapter (switched, never reloaded), the
+    base, or the base prompted as a persona."""
     from ealign_dagster.evaluation.generate import eval_chat
-    from ealign_dagster.evaluation.models import load_model
+    from ealign_dagster.evaluation.models import attach
 
     chat = eval_chat(cfg, home)
-    batch = (cfg.eval.model or cfg.student).batch_size
+    e = cfg.eval
     frames = []
-    for mut in models:
-        load_model(chat, mut)
-        df = score_items(chat, bank, mut.name, None, cfg.eval.persona_generate, cfg.eval.persona_sampling, cfg.eval.seed,
-                         batch, log, mut.key_version(chat))  # fmt: skip
-        frames.append(df.assign(model_id=mut.model_id, adapter_id=mut.adapter_id, persona="",
-                                item_bank_version=bank_version, model_version=mut.key_version(chat)))  # fmt: skip
-    return pd.concat(frames, ignore_index=True)
-
-
-def persona_prompted_items(
-    cfg, home, bank: ItemBank, personas: dict[str, str], bank_version: str, log=None
-) -> pd.DataFrame:
-    """Item-level answers of the base model system-prompted as each persona {name: system prompt}."""
-    from ealign_dagster.evaluation.generate import eval_chat
-
-    chat = eval_chat(cfg, home)
-    batch = (cfg.eval.model or cfg.student).batch_size
-    frames = []
-    for name, persona in personas.items():
-        df = score_items(chat, bank, None, persona, cfg.eval.persona_generate, cfg.eval.persona_sampling, cfg.eval.seed,
-                         batch, log)  # fmt: skip
-        frames.append(df.assign(model_id="base", adapter_id=None, persona=name, item_bank_version=bank_version,
-                                model_version=chat.version))  # fmt: skip
+    for run in runs:
+        mut = run["model"]
+        attach(chat, mut)
+        version = mut.key_version(chat)
+        df = score_items(chat, bank, mut.name, run["persona"], e.persona_generate, e.persona_sampling, e.seed,
+                         (e.model or cfg.student).batch_size, log, version)  # fmt: skip
+        frames.append(df.assign(model_id=mut.model_id, adapter_id=mut.adapter_id, persona=run["persona_name"],
+                                item_bank_version=bank_version, model_version=version))  # fmt: skip
     return pd.concat(frames, ignore_index=True)

@@ -194,10 +194,12 @@ def validation_tables(cfg, home, bank: ItemBank, bank_version: str, log=None) ->
 
     from ealign_dagster.core.paths import file_version
     from ealign_dagster.core.schemas import constitution_paths, load_constitutions
-    from ealign_dagster.persona.items import persona_prompted_items
+    from ealign_dagster.evaluation.models import BASE
+    from ealign_dagster.persona.items import answer_items
 
     cons = load_constitutions()
-    items = persona_prompted_items(cfg, home, bank, {n: c.persona for n, c in cons.items()}, bank_version, log)
+    runs = [{"model": BASE, "persona": c.persona, "persona_name": n} for n, c in cons.items()]
+    items = answer_items(cfg, home, bank, runs, bank_version, log)
     scores = subscale_scores(items, cfg.eval.bootstrap_resamples, cfg.eval.seed)
     scores = scores.assign(adapter_id=None, item_bank_version=bank_version)
     versions = {p.stem: file_version(p) for p in constitution_paths()}
