@@ -210,7 +210,7 @@ def _print_summary(root: Path) -> None:
         ),
         (
             "emergent alignment (change vs base; negative = safer / less over-refusal)",
-            "SELECT constitution, scope, category_role, metric, n,"
+            "SELECT constitution, scope, category_role, family, metric, n,"
             " round(base_rate, 3) AS base, round(model_rate, 3) AS model, round(delta, 3) AS delta, round(ci_low, 3) AS ci_low,"
             " round(ci_high, 3) AS ci_high, round(p_holm, 3) AS p_holm FROM emergent_alignment ORDER BY ALL",
         ),

@@ -113,7 +113,7 @@ class CaiConfig(_Model):
     initial: SamplingConfig = SamplingConfig()  # the student's helpful-only answer
     critique: SamplingConfig = SamplingConfig(max_new_tokens=40)
     revision: SamplingConfig = SamplingConfig()
-    judge: Literal["embedding", "prefix", "none"] = "embedding"
+    judge: Literal["embedding", "prefix", "none"] = "prefix"  # never eval.primary_judge (see Profile)
     min_chars: int = 20
     max_chars: int = 2000
     # A revision this similar to the initial answer (difflib ratio) counts as a copy.
@@ -163,6 +163,11 @@ class EvalConfig(_Model):
     benign_limit: int | None = 36  # a seeded, category-stratified subset of at most this many
     judges: list[Literal["prefix", "embedding", "llm"]] = ["prefix", "embedding"]
     primary_judge: Literal["prefix", "embedding", "llm"] = "embedding"  # emergent_alignment uses it
+    # The confirmatory family, fixed before the run: the narrow adapters' held-out-category tests on
+    # the primary judge, pooled per adapter (emergent_alignment, one test per adapter) or one test per
+    # held-out category (safety_scores). Holm corrects it alone; every other test is exploratory, with
+    # its uncorrected p and a separate Holm correction (per table, and per judge in safety_scores).
+    primary_family: Literal["held_out_pooled", "held_out_by_category"] = "held_out_pooled"
     llm_judge: ModelConfig | None = None  # judge "llm": an OpenAI-compatible endpoint
     persona_generate: bool = True  # also code generated replies agree / disagree / ambiguous
     persona_sampling: SamplingConfig = SamplingConfig(max_new_tokens=8, temperature=0.0, top_p=1.0)
@@ -185,6 +190,17 @@ class Profile(_Model):
     sft: SftConfig = SftConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+
+    @pydantic.model_validator(mode="after")
+    def _selector_is_not_the_grader(self) -> Profile:
+        """CAI keeps the revisions its judge rates safest; if that judge also scores the evaluation,
+        the adapters are optimised for their own grader and their gains are inflated."""
+        if self.cai.judge == self.eval.primary_judge:
+            raise ValueError(
+                f"cai.judge and eval.primary_judge are both '{self.cai.judge}': the judge that selects the "
+                "training revisions must not score the evaluation; choose another for one of them"
+            )
+        return self
 
 
 PROFILE_NAMES = ("tiny", "demo", "paper")

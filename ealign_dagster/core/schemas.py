@@ -42,7 +42,11 @@ def _validate(model: type[pydantic.BaseModel], data: dict, path: Path):
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as e:
-        problems = "; ".join(f"field '{'.'.join(str(x) for x in err['loc'])}': {err['msg']}" for err in e.errors())
+        problems = "; ".join(
+            (f"field '{'.'.join(map(str, err['loc']))}': " if err["loc"] else "")
+            + err["msg"].removeprefix("Value error, ")
+            for err in e.errors()
+        )
         raise InputError(f"{path}: {problems}") from None
 
 

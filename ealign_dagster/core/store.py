@@ -16,6 +16,7 @@ from ealign_dagster.core.paths import PROJECT_ROOT, value_version
 
 SQL_DIR = PROJECT_ROOT / "sql"
 LINEAGE_COLUMNS = ("run_id", "asset_key", "partition_key", "input_versions")
+COLUMNS_SQL = "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'main'"
 
 
 @dataclass
@@ -68,10 +69,22 @@ class Store:
             con.close()
 
     def ensure_schema(self) -> None:
-        """Apply sql/schema/*.sql then sql/views/*.sql; idempotent."""
+        """Apply sql/schema/*.sql then sql/views/*.sql; idempotent. A table made by an older schema
+        gains the columns added since (NULL in its old rows), so an existing home keeps its results."""
+        schema = [p.read_text(encoding="utf-8") for p in sorted((SQL_DIR / "schema").glob("*.sql"))]
+        views = [p.read_text(encoding="utf-8") for p in sorted((SQL_DIR / "views").glob("*.sql"))]
+        with duckdb.connect() as mem:
+            for ddl in schema:
+                mem.execute(ddl)
+            want = mem.execute(COLUMNS_SQL).fetchall()
         with self.connect() as con:
-            for path in sorted((SQL_DIR / "schema").glob("*.sql")) + sorted((SQL_DIR / "views").glob("*.sql")):
-                con.execute(path.read_text(encoding="utf-8"))
+            have = set(con.execute(COLUMNS_SQL).fetchall())
+            tables = {t for t, _, _ in have}
+            for table, column, dtype in want:
+                if table in tables and (table, column, dtype) not in have:
+                    con.execute(f'ALTER TABLE "{table}" ADD COLUMN IF NOT EXISTS "{column}" {dtype}')
+            for ddl in schema + views:
+                con.execute(ddl)
 
     def replace_many(self, writes: list[tuple[str, pl.DataFrame, dict]], lineage: Lineage, version: str) -> None:
         """Replace the rows matching each `where` with the frame (plus lineage columns) in one

@@ -65,5 +65,5 @@ def judge_agreement(context: dg.AssetExecutionContext, ealign: EalignResource) -
     """Cohen's kappa on the refusal verdict for every pair of judges over the same responses."""
     from ealign_dagster.judges.agreement import judge_agreement as agreement
 
-    df = pl.from_pandas(agreement(ealign.store.table("judgments").to_pandas()))
+    df = agreement(ealign.store.table("judgments"))
     return write(context, ealign.store, {"judge_agreement": df}, metadata={"table": md_table(df)})

@@ -59,6 +59,11 @@ def _order(data: ReportData, ids) -> list[str]:
     return ["base"] * ("base" in ids) + sorted((m for m in ids if m != "base"), key=lambda m: data.labels.get(m, m))
 
 
+def _err(x, lo, hi):
+    """Error-bar lengths for matplotlib, which refuses the tiny negatives of a bound equal to x."""
+    return np.clip([np.atleast_1d(x - lo), np.atleast_1d(hi - x)], 0.0, None)
+
+
 def plot_safety(data: ReportData) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -91,7 +96,7 @@ def plot_safety(data: ReportData) -> bytes:
             ax.errorbar(
                 r.rate,
                 y,
-                xerr=[[r.rate - r.lo], [r.hi - r.rate]],
+                xerr=_err(r.rate, r.lo, r.hi),  # Wilson at 0/n has a lower error of about -1e-17
                 fmt=marker,
                 color=color,
                 ms=7 if marker == "*" else 5,
@@ -130,8 +135,8 @@ def plot_heldout_vs_trained(data: ReportData) -> bytes:
         ax.errorbar(
             x,
             y,
-            xerr=[[x - r[("ci_low", "trained")]], [r[("ci_high", "trained")] - x]],
-            yerr=[[y - r[("ci_low", "held_out")]], [r[("ci_high", "held_out")] - y]],
+            xerr=_err(x, r[("ci_low", "trained")], r[("ci_high", "trained")]),
+            yerr=_err(y, r[("ci_low", "held_out")], r[("ci_high", "held_out")]),
             fmt="o",
             capsize=2,
             alpha=0.8,
@@ -213,7 +218,7 @@ def plot_projectability(data: ReportData) -> bytes:
     fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(p) + 1.5))
     y = np.arange(len(p))
     x = p.signature_change.to_numpy()
-    ax.errorbar(x, y, xerr=[x - p.change_ci_low.to_numpy(), p.change_ci_high.to_numpy() - x], fmt="o", capsize=2)
+    ax.errorbar(x, y, xerr=_err(x, p.change_ci_low.to_numpy(), p.change_ci_high.to_numpy()), fmt="o", capsize=2)
     ax.set_yticks(y, [f"{c} / {s}" for c, s in zip(p.constitution, p.scope)], fontsize=8)
     ax.axvline(0, color="gray", lw=0.8)
     ax.set_xlabel("signature change vs base (target framework minus rivals)")
@@ -262,6 +267,7 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict) 
             "constitution",
             "scope",
             "category_role",
+            "family",
             "metric",
             "n",
             "base_rate",
@@ -288,7 +294,11 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict) 
         ["persona", "method", "own_score", "best_other_framework", "best_other_score", "margin", "lands_highest"]
     ]
     tables = [
-        ("Emergent alignment (change vs base; Holm-corrected exact McNemar)", e),
+        (
+            "Emergent alignment (change vs base; Tango 95% CI; exact McNemar, Holm within the primary family and "
+            "separately within the exploratory rest)",
+            e,
+        ),
         ("Projectability", pr),
         ("Known-persona validation (base model prompted as each persona)", pv),
         (

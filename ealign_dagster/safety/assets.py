@@ -18,6 +18,17 @@ def judgment_frame(store) -> pl.DataFrame:
     return j
 
 
+def comparable_judgments(store) -> tuple[pl.DataFrame, str]:
+    """The judgments and the one evaluation-set version behind them; fails on mixed versions or
+    prompt sets (see safety.scores.check_comparable)."""
+    from ealign_dagster.safety.scores import check_comparable
+
+    j = judgment_frame(store)
+    evals = store.query("SELECT DISTINCT eval_version FROM generations")["eval_version"].to_list()
+    check_comparable(j, evals)
+    return j, evals[0]
+
+
 def model_frame(store) -> pl.DataFrame:
     """model_id, adapter_id, constitution, scope of every model under test."""
     from ealign_dagster.evaluation.models import models_under_test
@@ -33,34 +44,32 @@ def safety_scores(context: dg.AssetExecutionContext, ealign: EalignResource) -> 
     from ealign_dagster.core.schemas import load_taxonomy
     from ealign_dagster.safety.scores import safety_rows
 
-    j = judgment_frame(ealign.store)
-    df = pl.from_pandas(safety_rows(j.to_pandas(), model_frame(ealign.store).to_pandas(), load_taxonomy()))
+    cfg, j, eval_version = ealign.cfg.eval, *comparable_judgments(ealign.store)
+    df = safety_rows(j, model_frame(ealign.store), load_taxonomy(), cfg.primary_judge, cfg.primary_family)
     versions = j.group_by("model_id", "judge").agg(pl.col("judge_version", "adapter_id", "generation_version").first())
-    evals = ealign.store.query("SELECT model_id, any_value(eval_version) AS eval_version FROM generations GROUP BY ALL")
-    df = df.join(versions, on=["model_id", "judge"], how="left").join(evals, on="model_id", how="left")
+    df = df.join(versions, on=["model_id", "judge"], how="left").with_columns(eval_version=pl.lit(eval_version))
     overall = df.filter(pl.col("category") == "all").sort("judge", "benchmark", "model_id")
-    cols = ["model_id", "judge", "benchmark", "metric", "n", "rate", "ci_low", "ci_high", "p_holm"]
+    cols = ["model_id", "judge", "benchmark", "metric", "n", "rate", "delta", "delta_ci_low", "delta_ci_high", "p_holm"]
     return write(context, ealign.store, {"safety_scores": df}, metadata={"overall": md_table(overall, cols, 60)})
 
 
 @dg.asset(deps=[judgments], **GROUP, metadata=owns("emergent_alignment"))
 def emergent_alignment(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
     """Per constitution x narrow scope: the change vs base on the trained, held-out and other
-    categories and in over-refusal, with paired bootstrap CI, exact McNemar and Holm."""
+    categories and in over-refusal, with Tango's score CI, exact McNemar, and Holm within the
+    pre-registered primary family and, separately, the exploratory rest."""
     from ealign_dagster.core.schemas import load_taxonomy
     from ealign_dagster.safety.scores import emergent_rows
 
-    cfg, j = ealign.cfg.eval, judgment_frame(ealign.store)
+    cfg, j, eval_version = ealign.cfg.eval, *comparable_judgments(ealign.store)
     if cfg.primary_judge not in set(j["judge"]):
         raise ValueError(f"eval.primary_judge '{cfg.primary_judge}' has no judgments; add it to eval.judges")
-    rows = emergent_rows(j.to_pandas(), model_frame(ealign.store).to_pandas(), load_taxonomy(), cfg.primary_judge,
-                         cfg.bootstrap_resamples, cfg.seed)  # fmt: skip
+    rows = emergent_rows(j, model_frame(ealign.store), load_taxonomy(), cfg.primary_judge, cfg.primary_family)
     judge_version = j.filter(pl.col("judge") == cfg.primary_judge)["judge_version"][0]
-    eval_version = ealign.store.query("SELECT any_value(eval_version) AS v FROM generations")["v"][0]
-    df = pl.from_pandas(rows).with_columns(
+    df = rows.with_columns(
         judge_version=pl.lit(judge_version), adapter_id=pl.col("model_id"), eval_version=pl.lit(eval_version)
     )
-    cols = ["constitution", "scope", "category_role", "metric", "n", "base_rate", "model_rate", "delta", "ci_low",
-            "ci_high", "p_holm"]  # fmt: skip
+    cols = ["constitution", "scope", "category_role", "family", "metric", "n", "base_rate", "model_rate", "delta",
+            "ci_low", "ci_high", "p_holm"]  # fmt: skip
     return write(context, ealign.store, {"emergent_alignment": df}, metadata={"table": md_table(df, cols, 80),
                                                                             "judge": cfg.primary_judge})  # fmt: skip

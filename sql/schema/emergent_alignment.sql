@@ -10,10 +10,11 @@ CREATE TABLE IF NOT EXISTS emergent_alignment (
     base_rate      DOUBLE,
     model_rate     DOUBLE,
     delta          DOUBLE,             -- model - base; negative = safer (or less over-refusal)
-    ci_low         DOUBLE,             -- paired bootstrap 95%
+    ci_low         DOUBLE,             -- Tango score interval 95% for the paired difference
     ci_high        DOUBLE,
-    p_value        DOUBLE,             -- exact McNemar
-    p_holm         DOUBLE,             -- Holm over the whole table
+    p_value        DOUBLE,             -- exact McNemar, uncorrected
+    family         VARCHAR NOT NULL,   -- primary (eval.primary_family = held_out_pooled: held-out rows) | exploratory
+    p_holm         DOUBLE,             -- Holm within the row's family
     judge_version  VARCHAR,
     adapter_id     VARCHAR,
     eval_version   VARCHAR,
