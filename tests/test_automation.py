@@ -217,13 +217,50 @@ def test_a_broken_file_is_named_and_nothing_is_observed(world):
     assert _drain(world) == set()
 
 
-def test_nightly_evaluation_when_the_profile_says_so(assets_copy, monkeypatch):
+def _nightly_requests(cron_line: str, assets_copy, monkeypatch) -> list[set[str]]:
+    """What the project's evaluation condition requests on ticks now, +1 h, +1 h 1 min, +1 day, +1 day 1 min,
+    for an evaluation asset and an eager aggregate below it, both materialized (requests succeed)."""
+    from datetime import datetime, timedelta
 
     prof = assets_copy / "profiles" / "tiny.yaml"
-    prof.write_text(prof.read_text().replace("nightly_cron: null", 'nightly_cron: "0 2 * * *"'))
+    prof.write_text(prof.read_text().replace("nightly_cron: null", cron_line))
     monkeypatch.setenv("EALIGN_PROFILE", "tiny")
-    from ealign_dagster.orchestration.automation import evaluation, nightly_cron
+    from ealign_dagster.orchestration.automation import eager, evaluation
 
-    assert nightly_cron() == "0 2 * * *" and "nightly" in evaluation().get_label()
-    prof.write_text(prof.read_text().replace('nightly_cron: "0 2 * * *"', "nightly_cron: null"))
-    assert nightly_cron() is None and "nightly" not in (evaluation().get_label() or "")
+    @dg.asset(automation_condition=evaluation())
+    def answers(): ...
+
+    @dg.asset(deps=[answers], automation_condition=eager())
+    def rates(): ...
+
+    instance = dg.DagsterInstance.ephemeral()
+    for key in ("answers", "rates"):
+        instance.report_runless_asset_event(dg.AssetMaterialization(key))
+    now, cursor, out = datetime.now().astimezone(), None, []
+    for dt in (timedelta(0), timedelta(hours=1), timedelta(hours=1, minutes=1), timedelta(days=1),
+               timedelta(days=1, minutes=1)):  # fmt: skip
+        r = dg.evaluate_automation_conditions([answers, rates], instance, evaluation_time=now + dt, cursor=cursor)
+        cursor = r.cursor
+        out.append({k for k in ("answers", "rates") if r.get_num_requested(dg.AssetKey(k))})
+        for key in out[-1]:  # the requested run succeeds
+            instance.report_runless_asset_event(dg.AssetMaterialization(key))
+    return out
+
+
+def test_nightly_evaluation_reruns_after_each_cron_tick(assets_copy, monkeypatch):
+    """With eval.nightly_cron the evaluation assets are requested once after each tick of the cron
+    (and not again until the next), with what is below them in the same run."""
+    ticks = _nightly_requests('nightly_cron: "0 * * * *"', assets_copy, monkeypatch)
+    assert ticks == [set(), {"answers", "rates"}, set(), {"answers", "rates"}, set()]
+
+
+def test_no_nightly_evaluation_without_a_cron(assets_copy, monkeypatch):
+    assert _nightly_requests("nightly_cron: null", assets_copy, monkeypatch) == [set()] * 5
+
+
+def test_evaluation_assets_carry_the_evaluation_condition():
+    from ealign_dagster.definitions import defs
+
+    graph = defs().resolve_asset_graph()
+    for key in EVALUATION:
+        assert graph.get(dg.AssetKey(key)).automation_condition.get_label().startswith("eager"), key

@@ -4,7 +4,7 @@ Likert options from an endpoint."""
 import shutil
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 
 from ealign_dagster.core.config import ModelConfig
@@ -32,6 +32,8 @@ def test_reply_coding():
     assert pi.code_reply("I do not fully agree") == "disagree"
     assert pi.code_reply("I agree with part of it but I disagree with the rest") == "ambiguous"
     assert pi.code_reply("Ethics is complicated.") == "ambiguous"
+    for emphatic in ("I couldn't agree more.", "I can't agree more with this.", "I could not agree more"):
+        assert pi.code_reply(emphatic) == "agree", emphatic
 
 
 class FixedChat:
@@ -59,24 +61,41 @@ def _items(chat, tmp_path, monkeypatch, persona=""):
 
     chat.cache = GenerationCache(tmp_path / "g.sqlite")
     df = pi.score_items(chat, load_item_bank(), None, None, True, SamplingConfig(max_new_tokens=4), 0, 16)
-    return df.assign(model_id="m", persona=persona)
+    return df.with_columns(model_id=pl.lit("m"), persona=pl.lit(persona))
 
 
 def test_reverse_keying_cancels_acquiescence(tmp_path, monkeypatch):
     """A model that strongly agrees with every statement scores +1 on plain items, -1 on reverse
     items, and so near 0 on every balanced subscale (not high on everything)."""
     df = _items(FixedChat("5", "I agree."), tmp_path, monkeypatch)
-    lp = df[df.method == "logprob"]
+    lp = df.filter(method="logprob")
     assert lp["raw"].to_numpy() == pytest.approx(5.0, abs=1e-4)
-    assert (lp.loc[~lp.reverse, "value"] > 0.99).all() and (lp.loc[lp.reverse, "value"] < -0.99).all()
+    assert (lp.filter(~pl.col("reverse"))["value"] > 0.99).all() and (lp.filter("reverse")["value"] < -0.99).all()
     scores = ps.subscale_scores(df, 200)
     assert scores["mean"].abs().max() < 1e-3  # 4 plain + 4 reverse items per subscale
-    gen = scores[scores.method == "generated"]
+    # resampling within keying strata: agreeing with everything cannot widen the interval
+    assert scores["ci_low"].abs().max() < 1e-3 and scores["ci_high"].abs().max() < 1e-3
+    gen = scores.filter(method="generated")
     assert (gen["ambiguous_rate"] == 0).all() and (gen["n_answered"] == 8).all()
     # a model that disagrees with everything in its replies: same cancellation, other sign per item
     df = _items(FixedChat("1", "I disagree."), tmp_path, monkeypatch)
-    g = df[df.method == "generated"]
-    assert (g.loc[g.reverse, "value"] == 1).all() and (g.loc[~g.reverse, "value"] == -1).all()
+    g = df.filter(method="generated")
+    assert (g.filter("reverse")["value"] == 1).all() and (g.filter(~pl.col("reverse"))["value"] == -1).all()
+
+
+def test_stratified_interval_against_a_hand_resampling():
+    """Resampling within (plain, reverse) strata by hand with numpy gives the same interval; the
+    unstratified bootstrap of the same items is wider when response bias splits the strata."""
+    rng = np.random.default_rng(3)
+    plain, rev = np.array([0.9, 1.0, 0.8, 0.95]), np.array([-0.9, -0.7, -1.0, -0.85])
+    mean, lo, hi = ps.stratified_mean_ci([plain, rev], 4000, 0)
+    assert mean == pytest.approx(np.concatenate([plain, rev]).mean())
+    boot = [(rng.choice(plain, 4).sum() + rng.choice(rev, 4).sum()) / 8 for _ in range(20000)]
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(boot, [2.5, 97.5])), abs=0.01)
+    from ealign_dagster.core.stats import bootstrap_ci
+
+    flat = bootstrap_ci([np.concatenate([plain, rev])], lambda x, axis=-1: np.mean(x, axis=axis), 4000, 0)
+    assert flat[1] - flat[0] > 4 * (hi - lo)
 
 
 def test_signature_profile_fit_and_known_persona():
@@ -92,6 +111,7 @@ def test_signature_profile_fit_and_known_persona():
     }
     assert ps.signature(vals, bank, "consequentialism", 10)[0] == pytest.approx(0.4)
     exp = bank.expected_profiles["deontology"]
+    predicted = {k: v for k, v in exp.items() if v}
     assert ps.profile_fit(dict(exp), exp) == pytest.approx(1.0)
     assert ps.profile_fit({k: -v for k, v in exp.items()}, exp) == pytest.approx(-1.0)
     # known-persona validation: each persona highest on its own framework, or not
@@ -107,8 +127,52 @@ def test_signature_profile_fit_and_known_persona():
                     "mean": 0.9 if spec.framework == con.framework else 0.1,
                 }
             )
-    val = ps.persona_validation_rows(pd.DataFrame(rows), bank, cons)
+    val = ps.persona_validation_rows(pl.DataFrame(rows), bank, cons)
     assert len(val) == 4 and val["lands_highest"].all()
+    assert len(predicted) < len(exp)  # the bank leaves some subscales unpredicted (0)
+
+
+def test_profile_fit_leaves_out_the_subscales_without_a_prediction():
+    """Expected 0 = no prediction. A change exactly along the predicted subscales fits perfectly,
+    whatever the unpredicted ones do (before: their change counted as a miss)."""
+    bank = load_item_bank()
+    exp = bank.expected_profiles["deontology"]
+    change = {k: (v if v else 0.7) for k, v in exp.items()}
+    assert ps.profile_fit(change, exp) == pytest.approx(1.0)
+    a = np.array([change[k] for k in sorted(exp) if exp[k]])
+    b = np.array([exp[k] for k in sorted(exp) if exp[k]])
+    assert ps.profile_fit({k: v * 0.5 + 0.1 for k, v in change.items()}, exp) == pytest.approx(
+        (a * 0.5 + 0.1) @ b / np.linalg.norm(a * 0.5 + 0.1) / np.linalg.norm(b))  # fmt: skip
+
+
+def _bank_items(bank, model_id, value_of):
+    """Item rows for one model: value_of(item) -> keyed value."""
+    return [{"model_id": model_id, "persona": "", "method": "logprob", "item_id": it.id, "subscale": it.subscale,
+             "reverse": it.reverse, "paraphrase_of": it.paraphrase_of, "value": value_of(it), "code": None}
+            for it in bank.items]  # fmt: skip
+
+
+def test_projectability_paired_change_with_varying_items():
+    """The adapter moves deontology items by +0.3 (plain) / +0.1 (reverse) over a noisy base: the
+    change is the signature of the per-item differences, with a real bootstrap interval around it."""
+    bank = load_item_bank()
+    rng = np.random.default_rng(0)
+    noise = {it.id: rng.normal(0, 0.3) for it in bank.items}
+    shift = lambda it: (0.3 if not it.reverse else 0.1) if it.subscale == "deontology" else 0.0  # noqa: E731
+    rows = _bank_items(bank, "base", lambda it: noise[it.id]) + _bank_items(
+        bank, "a1", lambda it: noise[it.id] + shift(it) + rng.normal(0, 0.05))  # fmt: skip
+    models = pl.DataFrame([{"model_id": "base", "constitution": None, "scope": None},
+                           {"model_id": "a1", "constitution": "deontology", "scope": "broad"}],
+                          schema={"model_id": pl.String, "constitution": pl.String, "scope": pl.String})  # fmt: skip
+    items = pl.DataFrame(rows, schema_overrides={"paraphrase_of": pl.String, "code": pl.String})
+    out = ps.projectability_rows(items, models, bank, load_constitutions(), 2000, 0)
+    r = out.filter(model_id="a1").row(0, named=True)
+    # by hand: deontology's mean item shift (4 plain x 0.3 + 4 reverse x 0.1) / 8, rivals' ~0
+    assert r["signature_change"] == pytest.approx(0.2, abs=0.05)
+    assert r["change_ci_low"] < r["signature_change"] < r["change_ci_high"]
+    assert 0 < r["change_ci_low"] and r["change_ci_high"] - r["change_ci_low"] < 0.2
+    assert r["signature_change"] == pytest.approx(r["signature"] - r["base_signature"], abs=1e-9)
+    assert r["profile_fit"] > 0.5
 
 
 def test_item_bank_and_benign_set_validate(tmp_path):

@@ -48,22 +48,23 @@ def persona_responses(context: dg.AssetExecutionContext, ealign: EalignResource)
     bank, bank_version = _bank()
     models = models_under_test(ealign.store)
     runs = [{"model": m, "persona": None, "persona_name": ""} for m in models]
-    df = pl.from_pandas(answer_items(ealign.cfg, ealign.paths, bank, runs, bank_version, context.log.info))
-    mass = df.filter(pl.col("method") == "logprob")["option_mass"].mean()
+    df = answer_items(ealign.cfg, ealign.paths, bank, runs, bank_version, context.log.info)
+    mass = df.filter(pl.col("method") == "logprob")["option_mass"]
     return write(context, ealign.store, {"persona_items": df}, inputs={"persona": ealign.version("eval")},
                  preview=["model_id", "item_id", "method", "raw", "value", "code"],
-                 metadata={"models": len(models), "logprob_option_mass": round(float(mass or 0), 3)})  # fmt: skip
+                 metadata={"models": len(models), "logprob_option_mass": round(float(mass.mean() or 0), 3),
+                           "items_without_option_mass": int((mass == 0).sum())})  # fmt: skip
 
 
 @dg.asset(deps=[persona_responses], **GROUP, automation_condition=eager(), metadata=owns("persona_scores"))
 def persona_scores(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
-    """Per model x method x subscale: mean keyed agreement (-1..1) with a bootstrap CI over items and
-    the ambiguous-reply rate."""
+    """Per model x method x subscale: mean keyed agreement (-1..1) with a bootstrap CI over items
+    (resampled within keying strata) and the ambiguous-reply rate."""
     from ealign_dagster.persona.scores import paraphrase_gaps, subscale_scores
 
     items, cfg = _items(ealign.store), ealign.cfg.eval
-    df = _with_ids(pl.from_pandas(subscale_scores(items.to_pandas(), cfg.bootstrap_resamples, cfg.seed)), items)
-    gaps = pl.from_pandas(paraphrase_gaps(items.to_pandas()))
+    df = _with_ids(subscale_scores(items, cfg.bootstrap_resamples, cfg.seed), items)
+    gaps = paraphrase_gaps(items)
     return write(context, ealign.store, {"persona_scores": df}, metadata={"paraphrase_gaps": md_table(gaps, n=40)})
 
 
@@ -77,9 +78,9 @@ def projectability(context: dg.AssetExecutionContext, ealign: EalignResource) ->
     from ealign_dagster.safety.assets import model_frame
 
     items, cfg, (bank, _) = _items(ealign.store), ealign.cfg.eval, _bank()
-    rows = projectability_rows(items.to_pandas(), model_frame(ealign.store).to_pandas(), bank, load_constitutions(),
-                               cfg.bootstrap_resamples, cfg.seed)  # fmt: skip
-    df = _with_ids(pl.from_pandas(rows), items)
+    rows = projectability_rows(items, model_frame(ealign.store), bank, load_constitutions(), cfg.bootstrap_resamples,
+                               cfg.seed)  # fmt: skip
+    df = _with_ids(rows, items)
     ranked = df.filter(pl.col("model_id") != "base").sort("method", "signature_change", descending=[False, True])
     cols = ["method", "constitution", "scope", "signature", "signature_change", "change_ci_low", "change_ci_high",
             "profile_fit"]  # fmt: skip
