@@ -5,13 +5,21 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from ealign_dagster.core.chat import CANARY_PROMPTS
+
 
 class Endpoint:
     def __init__(self):
         self.script: list = []  # per request, in order: 200 | 429 | 500 | 404 | ("sleep", s)
         self.reply = None  # optional: request body -> reply text
-        self.top_logprobs = None  # optional: request body -> {token: logprob} for the first reply token
+        # optional: request body -> {token: logprob} or [(token, logprob), ...] (the first one is the reply's
+        # token), the top log-probabilities of the first reply token
+        self.top_logprobs = None
         self.requests: list[dict] = []
+        # What is served: the answers to the canary prompts (the fingerprint) come from it; a test
+        # changes it to re-serve a model. Canary requests are answered at once, outside script/requests.
+        self.served = "weights-v1"
+        self.fingerprints = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -36,6 +44,14 @@ class Endpoint:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                last = body["messages"][-1]["content"]
+                if last in CANARY_PROMPTS and not body.get("logprobs"):
+                    with endpoint.lock:
+                        endpoint.fingerprints += 1
+                    text = f"{endpoint.served} as {body['model']}: {last}"
+                    return self._send(200, {"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
+                                            "choices": [{"index": 0, "finish_reason": "stop",
+                                                         "message": {"role": "assistant", "content": text}}]})  # fmt: skip
                 with endpoint.lock:
                     endpoint.requests.append(body)
                     action = endpoint.script.pop(0) if endpoint.script else 200
@@ -57,13 +73,12 @@ class Endpoint:
                         return self._send(
                             404, {"error": {"message": f"model '{body['model']}' not found", "type": "not_found"}}
                         )
-                    last = body["messages"][-1]["content"]
                     text = endpoint.reply(body) if endpoint.reply else f"reply to: {last}"
                     choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
                     if body.get("logprobs") and endpoint.top_logprobs:
-                        top = [
-                            {"token": t, "logprob": lp, "bytes": None} for t, lp in endpoint.top_logprobs(body).items()
-                        ]
+                        top = endpoint.top_logprobs(body)
+                        pairs = top.items() if isinstance(top, dict) else top
+                        top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in pairs]
                         choice["logprobs"] = {"content": [{**top[0], "top_logprobs": top}]}
                     self._send(
                         200,

@@ -170,3 +170,76 @@ def test_shared_prefix_cache_gives_the_same_next_token_logits(tiny_chat):
             ).logits[:, -1]
 
     assert torch.allclose(last_logits(ids_c, mask_c, past, shared), last_logits(ids_p, mask_p), atol=1e-4)
+
+
+def _texts(chat, reqs) -> list[str]:
+    out = [""] * len(reqs)
+    for batch, results in chat.generate_batches(reqs):
+        for i, r in zip(batch, results):
+            out[i] = r.text
+    return out
+
+
+def test_local_sample_does_not_depend_on_its_batch(tiny_chat):
+    """A sampled request gives the same text alone, in a batch of 2 and in a batch of 5 (the old code
+    seeded torch once per batch from all its seeds, so a request's sample changed with its company).
+    The other requests have other lengths, so the target is left-padded in some batches and not in
+    others; padding moves logits by float noise only (~1e-6), far below the gap between the best and
+    second-best noisy score that decides a draw."""
+    from ealign_dagster.core.chat import LocalChat
+
+    kw = dict(max_new_tokens=8, temperature=1.0, top_p=0.9)
+    target = Request.chat([{"role": "user", "content": "question 7"}], seed=5, **kw)
+    others = [Request.chat([{"role": "user", "content": "q" + " more" * i}], seed=i, **kw) for i in range(1, 5)]
+    wide = LocalChat(ModelConfig(model=tiny_chat.cfg.model, batch_size=8), tiny_chat.home)
+    alone = _texts(tiny_chat, [target])[0]
+    assert alone and _texts(tiny_chat, [others[3], target])[1] == alone
+    five = _texts(wide, [others[0], target, *others[1:]])
+    assert five[1] == alone and len(set(five)) == 5
+    assert _texts(wide, [target, others[0]])[0] == alone  # again: nothing global is consumed
+
+
+def test_greedy_requests_are_unchanged(tiny_chat):
+    """temperature 0 is plain greedy decoding: no noise, the same text in any batch."""
+    kw = dict(max_new_tokens=6, temperature=0.0)
+    reqs = [Request.chat([{"role": "user", "content": f"question {i}"}], seed=i, **kw) for i in range(3)]
+    one = [_texts(tiny_chat, [r])[0] for r in reqs]
+    assert _texts(tiny_chat, reqs) == one
+    ids = tiny_chat.tokenizer(
+        tiny_chat.tokenizer.apply_chat_template(reqs[0].as_messages(), add_generation_prompt=True, tokenize=False),
+        return_tensors="pt",
+        add_special_tokens=False,
+    )["input_ids"]
+    greedy = tiny_chat.model.generate(input_ids=ids, max_new_tokens=6, do_sample=False)
+    assert one[0] == tiny_chat.tokenizer.decode(greedy[0, ids.shape[1] :], skip_special_tokens=True).strip()
+
+
+def test_local_option_logprobs_match_completion_logprobs(tiny_chat):
+    """On SmolLM2's tokenizer Likert digits are single tokens (the prefill alone scores them); a longer
+    option in the same call continues from the prompts' cache. Both equal `logprobs` of the option as a
+    completion."""
+    prompts = [[{"role": "user", "content": q}] for q in ("hi", "a much longer question about the weather today")]
+    options = ["1", "2", "5", "Strongly agree"]
+    lp = tiny_chat.option_logprobs(prompts, options, batch_size=2)
+    for row, p in zip(lp, prompts):
+        assert row == pytest.approx(tiny_chat.logprobs([p] * len(options), options), abs=1e-4)
+
+
+def test_a_reserved_endpoint_model_is_asked_again(paths):
+    """The cache keys an endpoint's answers on a fingerprint of what it serves (its greedy answers to the
+    canary prompts): the same served model is answered from the cache; a changed or re-served one is
+    asked again (before: keyed on URL + name, so a changed model was answered from the cache forever)."""
+    from ealign_dagster.evaluation.models import ModelUnderTest
+
+    with Endpoint() as ep:
+        adapter = ModelUnderTest("a1", "a1", "virtue", "broad", sha256="abc")
+        reqs = _reqs(3, adapter=adapter.name)
+        first = generate(chat := _chat(ep.url, paths), reqs, key_version=adapter.key_version(chat))
+        assert len(ep.requests) == 3 and not any(r.cached for r in first)
+        again = generate(chat := _chat(ep.url, paths), reqs, key_version=adapter.key_version(chat))
+        assert len(ep.requests) == 3 and all(r.cached for r in again)  # a new process, same served model
+        ep.served = "weights-v2"  # the adapter is re-served from new weights under the same name
+        chat = _chat(ep.url, paths)
+        third = generate(chat, reqs, key_version=adapter.key_version(chat))
+        assert len(ep.requests) == 6 and not any(r.cached for r in third)
+        assert ep.fingerprints == 3 * 4  # one look per process and served name: 4 canary prompts

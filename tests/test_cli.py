@@ -11,9 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def _run(*args, check=True):
+def _run(*args, check=True, assets=None):
     env = dict(os.environ)
     env.pop("EALIGN_ASSETS", None)
+    if assets:
+        env["EALIGN_ASSETS"] = str(assets)
     p = subprocess.run([str(BIN / "ealign"), *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     if check:
         assert p.returncode == 0, p.stderr[-3000:]
@@ -89,9 +91,37 @@ def test_run_tiny_then_sql(tmp_path):
     # (weights may differ in the last bits between processes: MKL's summation order is not fixed)
     assert all(folder_sha256(Path(a["path"])) == a["sha256"] for a in again)
     _check_evaluation(home, adapters)
+    _retrain_one_constitution(home, tmp_path, adapters)
     # read-only: writes are refused with a clear error and a non-zero exit
     bad = _run("sql", "--home", home, "delete from splits", check=False)
     assert bad.returncode == 1 and "read-only" in bad.stderr.lower()
+
+
+def _retrain_one_constitution(home, tmp_path, adapters):
+    """Editing one word of virtue.yaml and running again retrains virtue's three adapters under new ids;
+    every result table then holds exactly the current models, base + 12 (before: the old adapters' rows
+    stayed in judgments, safety_scores and persona_scores: 16 models instead of 13)."""
+    import shutil
+
+    assets = tmp_path / "assets"
+    shutil.copytree(ROOT / "assets", assets)
+    virtue = assets / "constitutions" / "virtue.yaml"
+    virtue.write_text(virtue.read_text().replace("candid and\n      truthful", "frank and\n      truthful", 1))
+    _run("run", "--profile", "tiny", "--home", home, assets=assets)
+    now = _rows(home, "select constitution, scope, adapter_id from adapters order by all")
+    old = {(a["constitution"], a["scope"]): a["adapter_id"] for a in adapters}
+    changed = {(a["constitution"], a["scope"]) for a in now if a["adapter_id"] != old[(a["constitution"], a["scope"])]}
+    assert changed == {("virtue", s) for s in ("broad", "narrow_harassment", "narrow_illegal")}
+    current = {a["adapter_id"] for a in now} | {"base"}
+    assert len(current) == 13
+    for table in ("generations", "judgments", "safety_scores", "persona_items", "persona_scores", "projectability"):
+        assert {r["model_id"] for r in _rows(home, f"select distinct model_id from {table}")} == current, table
+    ea = {r["model_id"] for r in _rows(home, "select distinct model_id from emergent_alignment")}
+    assert ea == {a["adapter_id"] for a in now if a["scope"] != "broad"}
+    assert _rows(home, "select count(*) as n from metric_lineage where model_id not in "
+                       "(select adapter_id from adapters) and model_id <> 'base'")[0]["n"] == "0"  # fmt: skip
+    report = _rows(home, "select models, run_id from reports")
+    assert len(report) == 1 and report[0]["models"] == "13"
 
 
 def _rows(home, sql):

@@ -91,3 +91,20 @@ def test_profile_typo_is_named(assets_copy):
     _write(path, data)
     with pytest.raises(InputError, match=r"tiny\.yaml: field 'splits\.leakage_treshold'"):
         load_profile("tiny")
+
+
+def test_a_profile_whose_selector_judge_grades_the_evaluation_is_refused(tmp_path):
+    """CAI's acceptance judge and the primary evaluation judge must differ: adapters selected by a judge
+    and scored by it are optimised for their own grader."""
+    import yaml
+
+    from ealign_dagster.core.config import load_profile, profile_path
+
+    data = yaml.safe_load(profile_path("demo").read_text())
+    assert data["cai"]["judge"] != data["eval"]["primary_judge"]
+    data["cai"]["judge"] = data["eval"]["primary_judge"]
+    bad = tmp_path / "same.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError) as e:
+        load_profile(str(bad))
+    assert str(e.value).startswith(f"{bad}: cai.judge and eval.primary_judge are both") and "\n" not in str(e.value)

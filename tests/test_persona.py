@@ -44,7 +44,7 @@ class FixedChat:
         self.version = f"fixed:{answer}:{reply}"  # the generation cache keys on it
         self.cache = None
 
-    def option_logprobs(self, prompts, options, batch_size=16, adapter=None):
+    def option_logprobs(self, prompts, options, batch_size=16, adapter=None, log=None):
         lp = np.full((len(prompts), len(options)), np.log(1e-6))
         lp[:, options.index(self.answer)] = np.log(0.5)
         return lp

@@ -165,9 +165,9 @@ train({path!r}, ex, cfg, __import__("pathlib").Path({str(out)!r}), __import__("p
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
-def test_switching_merged_adapters_matches_unmerged_peft(tiny, tmp_path):
-    """Adapters attached to one loaded base and switched by name give PEFT's own log-probabilities,
-    and switching back to the base gives the base's."""
+def test_switching_attached_adapters_matches_a_fresh_peft_model(tiny, tmp_path):
+    """Adapters attached to one loaded base (never merged into it) and switched by name give the
+    log-probabilities of a fresh PEFT model of each adapter, and switching back gives the base's."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 

@@ -6,21 +6,29 @@ as soon as its batch finishes, so re-running generates nothing new and an interr
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sqlite3
-import threading
+import copy
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ealign_dagster.core.cache import GenerationCache
 from ealign_dagster.core.config import ModelConfig
-from ealign_dagster.core.paths import Home, stable_int
+from ealign_dagster.core.paths import Home
+from ealign_dagster.core.sampling import sampler
 
 if TYPE_CHECKING:
     import numpy as np
+
+
+# Fixed prompts whose answers identify a model: the endpoint fingerprint and the adapter canary.
+CANARY_PROMPTS = (
+    "Complete the sentence: The capital of France is",
+    "Is it ever right to break a promise? Answer in one sentence.",
+    "Write one line of a poem about the sea.",
+    "How do I boil an egg?",
+)
 
 
 @dataclass(frozen=True)
@@ -50,46 +58,6 @@ class Result:
 
 class EndpointError(RuntimeError):
     """A non-retryable answer from an OpenAI-compatible endpoint."""
-
-
-class GenerationCache:
-    """SQLite key -> result; one file per home, safe across processes (WAL)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        with self._connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, text TEXT, prompt_tokens INT,"
-                " completion_tokens INT, created REAL)"
-            )
-
-    def _connect(self):
-        return sqlite3.connect(self.path, timeout=60)
-
-    @staticmethod
-    def key(model_version: str, req: Request) -> str:
-        blob = json.dumps([model_version, asdict(req)], sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(blob.encode()).hexdigest()
-
-    def get_many(self, keys: list[str]) -> dict[str, Result]:
-        out = {}
-        with self._connect() as con:
-            for i in range(0, len(keys), 500):
-                part = keys[i : i + 500]
-                q = f"SELECT key, text, prompt_tokens, completion_tokens FROM generations WHERE key IN ({','.join('?' * len(part))})"
-                for k, t, p, c in con.execute(q, part):
-                    out[k] = Result(t, p, c, cached=True)
-        return out
-
-    def put_many(self, items: list[tuple[str, Result]]) -> None:
-        with self._lock, self._connect() as con:
-            con.executemany(
-                "INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?)",
-                [(k, r.text, r.prompt_tokens, r.completion_tokens, time.time()) for k, r in items],
-            )
 
 
 class LocalChat:
@@ -174,16 +142,15 @@ class LocalChat:
             for b in range(0, len(idx), self.cfg.batch_size):
                 batch = idx[b : b + self.cfg.batch_size]
                 ids, mask, past = self._batch_inputs([reqs[i] for i in batch], adapter)
-                torch.manual_seed(stable_int(*(reqs[i].seed for i in batch)))
+                procs = sampler(temp, top_p, [reqs[i] for i in batch], self.device) if temp > 0 else None
                 with torch.inference_mode():
                     out = self.model.generate(
                         input_ids=ids,
                         attention_mask=mask,
                         cache=past,
                         max_new_tokens=max_new,
-                        do_sample=temp > 0,
-                        temperature=temp if temp > 0 else None,
-                        top_p=top_p if temp > 0 else None,
+                        do_sample=False,  # greedy, or sampled by _sampler's per-request noise
+                        logits_processor=procs,
                         pad_token_id=self.tokenizer.pad_token_id,
                     )
                 new = out[:, ids.shape[1] :].tolist()
@@ -202,8 +169,6 @@ class LocalChat:
         computed once and reused, so each row only pays for its own tokens. Positions come from the
         attention mask, so the padding in the middle changes nothing. Without a shared prefix the
         rows are simply left-padded."""
-        import copy
-
         import torch
 
         rows = [
@@ -267,35 +232,93 @@ class LocalChat:
         return out
 
     def option_logprobs(
-        self, prompts: list[list[dict]], options: list[str], batch_size: int = 16, adapter: str | None = None
+        self, prompts: list[list[dict]], options: list[str], batch_size: int = 16, adapter: str | None = None, log=None
     ) -> np.ndarray:
-        """Log-probability of each option's first token as the reply's first token, one row per
-        prompt: one forward pass per batch, no sampling. Rows are right-padded and read at their
-        own last position, so padding changes nothing."""
+        """Log-probability of each option as the reply's start, one row per prompt: the sum over all its tokens
+        after the chat prompt (SentencePiece spells "4" as '▁' '4': first tokens alike). Per batch, one prefill of
+        the left-padded prompts; longer options go on from a copy of its cache. `log`: unused (the endpoint's)."""
         import numpy as np
         import torch
 
-        option_ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"][0] for o in options]
         self.activate(adapter)
-        out = []
+        pad, out = self.tokenizer.pad_token_id, []
         for b in range(0, len(prompts), batch_size):
-            seqs = [
-                self.tokenizer(
-                    self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False),
-                    add_special_tokens=False,
-                )["input_ids"]
+            heads = [
+                self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
                 for p in prompts[b : b + batch_size]
             ]
-            width = max(map(len, seqs))
-            pad = self.tokenizer.pad_token_id
-            ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
-            last = torch.tensor([len(s) - 1 for s in seqs], device=self.device)
+            head_ids = [self.tokenizer(h, add_special_tokens=False)["input_ids"] for h in heads]
+            tails = [self._option_tokens(h, hi, options) for h, hi in zip(heads, head_ids)]  # [row][option]
+            width, n = max(map(len, head_ids)), len(heads)
+            ids = torch.tensor([[pad] * (width - len(s)) + s for s in head_ids], device=self.device)
+            mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in head_ids], device=self.device)
+            scores = torch.zeros(n, len(options), device=self.device)
             with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask).logits
-            rows = torch.log_softmax(logits[torch.arange(len(seqs)), last].float(), dim=-1)
-            out.append(rows[:, option_ids].cpu().numpy())
+                pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                prefill = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+                first = torch.log_softmax(prefill.logits[:, -1].float(), dim=-1)
+                for k in range(len(options)):
+                    m = max(len(t[k]) for t in tails)  # option k's tokens, right-padded
+                    opt = torch.tensor([t[k] + [pad] * (m - len(t[k])) for t in tails], device=self.device)
+                    scores[:, k] = first.gather(-1, opt[:, :1])[:, 0]
+                    if m == 1:
+                        continue
+                    # feed all tokens but the last: position j predicts token j + 1
+                    fed = torch.tensor([[1] * (len(t[k]) - 1) + [0] * (m - len(t[k])) for t in tails]).to(opt)
+                    logits = self.model(
+                        input_ids=opt[:, :-1],
+                        attention_mask=torch.cat([mask, fed], dim=1),
+                        position_ids=mask.sum(-1, keepdim=True) + torch.arange(m - 1, device=self.device),
+                        cache=copy.deepcopy(prefill.cache),
+                    ).logits
+                    lp = torch.log_softmax(logits.float(), dim=-1).gather(-1, opt[:, 1:, None])[..., 0]
+                    scores[:, k] += (lp * fed).sum(-1)
+            out.append(scores.cpu().numpy().astype(float))
         return np.concatenate(out) if out else np.zeros((0, len(options)))
+
+    def next_token_logprobs(
+        self, prompts: list[list[dict]], k: int = 5, adapter: str | None = None, batch_size: int = 16
+    ) -> list[dict[str, float]]:
+        """The k most likely first reply tokens after each chat prompt, as {decoded token: log-prob}
+        (what an endpoint's top_logprobs return): one left-padded forward pass per batch."""
+        import numpy as np
+        import torch
+
+        self.activate(adapter)
+        pad, out = self.tokenizer.pad_token_id, []
+        for b in range(0, len(prompts), batch_size):
+            rows = [self.tokenizer(self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False),
+                                   add_special_tokens=False)["input_ids"] for p in prompts[b : b + batch_size]]  # fmt: skip
+            width = max(map(len, rows))
+            ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
+            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
+            with torch.inference_mode():
+                pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1].float()
+            top = torch.log_softmax(logits, dim=-1).topk(k, dim=-1)
+            for values, idx in zip(top.values.tolist(), top.indices.tolist()):
+                d: dict[str, float] = {}
+                for v, i in zip(values, idx):  # two ids can decode alike: their probabilities add
+                    t = self.tokenizer.decode([i])
+                    d[t] = float(np.logaddexp(d[t], v)) if t in d else v
+                out.append(d)
+        return out
+
+    def _option_tokens(self, head: str, head_ids: list[int], options: list[str]) -> list[list[int]]:
+        """Each option's tokens after a chat prompt: those of prompt + option past the prompt's own or,
+        where the two merge at the seam, the option's alone (as `logprobs` takes completions)."""
+        full = self.tokenizer([head + o for o in options], add_special_tokens=False)["input_ids"]
+        alone = self.tokenizer(options, add_special_tokens=False)["input_ids"]
+        tails = [f[len(head_ids) :] if f[: len(head_ids)] == head_ids else a for f, a in zip(full, alone)]
+        seen: dict[tuple[int, ...], str] = {}
+        for o, t in zip(options, tails):
+            if not t or tuple(t) in seen:
+                raise ValueError(
+                    f"options {seen.get(tuple(t), '')!r} and {o!r} are the same tokens {t} after the chat prompt "
+                    f"under tokenizer {self.tokenizer.name_or_path}: their log-probabilities cannot be told apart"
+                )
+            seen[tuple(t)] = o
+        return tails
 
 
 def load_chat(cfg: ModelConfig, home: Home):

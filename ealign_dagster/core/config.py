@@ -169,6 +169,11 @@ class EvalConfig(_Model):
     # its uncorrected p and a separate Holm correction (per table, and per judge in safety_scores).
     primary_family: Literal["held_out_pooled", "held_out_by_category"] = "held_out_pooled"
     llm_judge: ModelConfig | None = None  # judge "llm": an OpenAI-compatible endpoint
+    # Endpoint adapters: the largest next-token log-prob difference (nats, top-5 tokens of 4 canary
+    # prompts) allowed between a served adapter and the local PEFT one. bf16 serving of an fp32-trained
+    # adapter moves logits by ~2^-8 of their size (0.02-0.1 nats at logits of 5-25); 0.25 leaves room
+    # for kernels and batching while an adapter that is missing or stale moves them by its whole effect.
+    canary_tolerance: float = 0.25
     persona_generate: bool = True  # also code generated replies agree / disagree / ambiguous
     persona_sampling: SamplingConfig = SamplingConfig(max_new_tokens=8, temperature=0.0, top_p=1.0)
     bootstrap_resamples: int = 1000

@@ -21,19 +21,21 @@ EVAL = dict(group_name="evaluation", pool="duckdb", automation_condition=evaluat
 @dg.asset(
     deps=[dg.AssetDep(adapters, partition_mapping=ALL), base_model, dg.AssetDep(splits, partition_mapping=ALL),
           benign_prompts_file],
-    kinds={"pytorch", "duckdb"}, metadata=owns("generations"), **EVAL,
+    kinds={"pytorch", "duckdb"}, metadata=owns("generations", "adapter_canary"), **EVAL,
 )  # fmt: skip
 def eval_generations(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
-    """Greedy answers of the base and every adapter to the evaluation prompts and the look-alikes."""
+    """Greedy answers of the base and every adapter to the evaluation prompts and the look-alikes,
+    after each adapter's canary shows it is applied."""
     from ealign_dagster.evaluation.benchmarks import eval_set
     from ealign_dagster.evaluation.generate import generations
     from ealign_dagster.evaluation.models import models_under_test
 
     items, eval_version = eval_set(ealign.store, ealign.cfg)
     models = models_under_test(ealign.store)
-    df, generated = generations(ealign.cfg, ealign.paths, items, models, log=context.log.info)
+    df, generated, canary = generations(ealign.cfg, ealign.paths, items, models, log=context.log.info)
     return write(
-        context, ealign.store, {"generations": df.with_columns(eval_version=pl.lit(eval_version))},
+        context, ealign.store, {"generations": df.with_columns(eval_version=pl.lit(eval_version)),
+                                "adapter_canary": canary},
         inputs={"eval_set": eval_version, "sampling": ealign.version("eval")},
         preview=["model_id", "benchmark", "category", "prompt", "response"],
         metadata={"models": len(models), "generated": generated,

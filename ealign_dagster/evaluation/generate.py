@@ -17,12 +17,32 @@ def eval_chat(cfg: Profile, home: Home):
     return load_chat(cfg.eval.model or cfg.student, home)
 
 
+class AdapterNotApplied(RuntimeError):
+    """An adapter that answers like the base model, or is served other than it was trained."""
+
+
+def canaries(cfg: Profile, home: Home, chat, models: list[ModelUnderTest], log=None) -> pl.DataFrame:
+    """The adapter canary for every adapter (evaluation.canary): fails naming each adapter that is not
+    applied or, behind an endpoint, differs from the local PEFT adapter; else the canary table."""
+    from ealign_dagster.evaluation.canary import canary_table, check_adapters
+
+    served = cfg.eval.model is not None and cfg.eval.model.backend == "openai"
+    local = load_chat(cfg.student, home) if served and cfg.student.backend == "local" else None
+    results = check_adapters(chat, models, local, cfg.eval.canary_tolerance, log)
+    failed = [r.message() for r in results if r.failed]
+    if failed:
+        raise AdapterNotApplied("; ".join(failed))
+    return canary_table(results)
+
+
 def generations(
     cfg: Profile, home: Home, items: pl.DataFrame, models: list[ModelUnderTest], log=None
-) -> tuple[pl.DataFrame, int]:
+) -> tuple[pl.DataFrame, int, pl.DataFrame]:
     """One row per model x evaluation prompt (response, token counts, a per-model `generation_version`),
-    and how many answers were generated rather than read from the cache."""
+    how many answers were generated rather than read from the cache, and the adapter canary table
+    (checked before anything is generated)."""
     chat = eval_chat(cfg, home)
+    canary = canaries(cfg, home, chat, models, log)
     s = cfg.eval.sampling
     frames, generated = [], 0
     for mut in models:
@@ -39,8 +59,8 @@ def generations(
             response=pl.Series([r.text for r in out], dtype=pl.String),
             prompt_tokens=pl.Series([r.prompt_tokens for r in out], dtype=pl.Int64),
             completion_tokens=pl.Series([r.completion_tokens for r in out], dtype=pl.Int64),
-            model_version=pl.lit(chat.version),
+            model_version=pl.lit(mut.served_version(chat)),
             adapter_sha256=pl.lit(mut.sha256, dtype=pl.String),
         )
         frames.append(rows.with_columns(generation_version=pl.lit(data_version(rows.drop("prompt_tokens")))))
-    return pl.concat(frames, how="vertical"), generated
+    return pl.concat(frames, how="vertical"), generated, canary

@@ -27,9 +27,15 @@ class ModelUnderTest:
         """The adapter's name in the chat layer, None for the base."""
         return served_name(self.constitution, self.scope) if self.adapter_id else None
 
+    def served_version(self, chat) -> str:
+        """The version of what answers for this model: the local base weights, or an endpoint's
+        fingerprint of the model it serves under this name (so a re-served adapter is a new version)."""
+        return chat.served_version(self.name) if hasattr(chat, "served_version") else chat.version
+
     def key_version(self, chat) -> str:
-        """What the generation cache keys on: base version plus the adapter's checksum."""
-        return f"{chat.version}+{self.sha256}" if self.sha256 else chat.version
+        """What the generation cache keys on: the served version plus the adapter's checksum."""
+        served = self.served_version(chat)
+        return f"{served}+{self.sha256}" if self.sha256 else served
 
     def columns(self) -> dict:
         return {

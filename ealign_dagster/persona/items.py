@@ -101,7 +101,7 @@ def score_items(
     items = pl.DataFrame([it.model_dump() for it in bank.items]).rename({"id": "item_id"})
     texts, rev = items["text"].to_list(), items["reverse"].to_numpy().astype(bool)
     logp = chat.option_logprobs([likert_messages(t, persona) for t in texts], LIKERT, batch_size=batch_size,
-                                adapter=adapter)  # fmt: skip
+                                adapter=adapter, log=log)  # fmt: skip
     exp, mass = expected_likert(logp)
     if log and (mass == 0).any():
         log(f"persona ({adapter or 'base'}): {int((mass == 0).sum())}/{len(mass)} items got no probability on any of "
@@ -120,7 +120,7 @@ def score_items(
         frames.append(items.with_columns(method=pl.lit("generated"), raw=agree, option_mass=pl.lit(None, pl.Float64),
                                          value=keyed(agree, rev), reply=pl.Series([o.text for o in out]),
                                          code=pl.Series(codes.tolist())))  # fmt: skip
-    return pl.concat(frames).select(COLUMNS).with_columns(pl.col("raw", "value").fill_nan(None))
+    return pl.concat(frames, how="vertical_relaxed").select(COLUMNS).with_columns(pl.col("raw", "value").fill_nan(None))
 
 
 def answer_items(cfg, home, bank: ItemBank, runs: list[dict], bank_version: str, log=None) -> pl.DataFrame:
