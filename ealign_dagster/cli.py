@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import logging
 import os
 import subprocess
 import sys
@@ -22,6 +24,16 @@ concurrency:
 
 # The console shows INFO and above (progress lines); DEBUG events stay in the instance for the UI.
 LOG_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def _quiet_warnings() -> None:
+    """Dagster's beta/preview notices are for developers of the graph, not its users."""
+    import warnings
+
+    import dagster as dg
+
+    for category in (dg.BetaWarning, dg.PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)
 
 
 def _setup_home(home: str | None, profile: str | None = None) -> Path:
@@ -45,9 +57,15 @@ def plan(defs, select: str | None):
     unpartitioned layer, one run per partition key of a partitioned layer."""
     import dagster as dg
 
+    from ealign_dagster.core.schemas import InputError
+
     graph = defs.resolve_asset_graph()
-    selection = dg.AssetSelection.from_string(select) if select else dg.AssetSelection.all()
-    keys = selection.resolve(graph)
+    try:
+        keys = (dg.AssetSelection.from_string(select) if select else dg.AssetSelection.all()).resolve(graph)
+    except Exception as e:
+        raise InputError(f"--select '{select}': {_one_line(e)}") from None
+    if not keys:
+        raise InputError(f"--select '{select}': matches no asset (e.g. 'key:splits', 'key:adapters+')")
     order = [k for level in graph.toposorted_asset_keys_by_level for k in level if k in keys]
     order = [k for k in order if graph.get(k).is_materializable]
     layers: list[tuple[object, list]] = []
@@ -68,7 +86,8 @@ def _failures(result) -> list[str]:
     for ev in result.get_step_failure_events():
         err = ev.step_failure_data.error
         msg = (err.cause.message if err and err.cause else err.message if err else "").strip()
-        out.append(f"step {ev.step_key} failed: {msg.splitlines()[-1] if msg else ''}")
+        first = next((x.strip() for x in msg.splitlines() if x.strip()), "")
+        out.append(f"step {ev.step_key} failed: {first}")
     for ev in result.get_asset_check_evaluations():
         if not ev.passed:
             md = ev.metadata
@@ -82,23 +101,30 @@ def _failures(result) -> list[str]:
     return out
 
 
+def _say(line: str) -> None:
+    print(f"ealign: {line}", file=sys.stderr, flush=True)
+
+
 def cmd_run(args) -> int:
     root = _setup_home(args.home, args.profile)
     import dagster as dg
 
     from ealign_dagster.core.config import load_profile
     from ealign_dagster.definitions import defs as load_defs
+    from ealign_dagster.orchestration.liveness import PoolWatch, owner_tags, reap_dead_runs
     from ealign_dagster.orchestration.partitions import sync_constitutions
 
     load_profile(args.profile)  # a bad profile fails here, before any run starts
 
     defs = load_defs()
     instance = dg.DagsterInstance.get()
-    sync_constitutions(instance)  # every constitution file is a partition
+    sync_constitutions(instance, _say)  # every constitution file is a partition; a removed one retires
+    reap_dead_runs(instance, _say)  # a killed run's pool slots would block every later run
     all_assets = list(defs.assets or []) + list(defs.asset_checks or [])
     resources = defs.resources
     observable, layers = plan(defs, args.select)
-    tags = {"ealign/profile": args.profile}
+    tags = {"ealign/profile": args.profile, **owner_tags()}
+    PoolWatch(instance, _say).start()
 
     run_ids: list[str] = []
     started = time.time()
@@ -234,17 +260,20 @@ def _print_summary(root: Path) -> None:
 
 
 def cmd_sql(args) -> int:
-    root = _setup_home(args.home)
     import duckdb
     import polars as pl
 
     from ealign_dagster.core.paths import Home
-    from ealign_dagster.core.store import Store
+    from ealign_dagster.core.store import Store, read_only_statement
 
+    root = Path(args.home or os.environ.get("EALIGN_HOME", ".ealign")).resolve()
+    if not root.is_dir():
+        print(f"ealign sql: {root}: no such home (run `ealign run --home {args.home or root}` first)", file=sys.stderr)
+        return 1
     try:
-        df = Store(Home.at(root).db).query(args.sql, read_only=True)
-    except (duckdb.Error, FileNotFoundError) as e:
-        print(f"ealign sql: {e}", file=sys.stderr)
+        df = Store(Home.at(root).db).query(read_only_statement(args.sql), read_only=True)
+    except (duckdb.Error, FileNotFoundError, ValueError) as e:
+        print(f"ealign sql: {_one_line(e)}", file=sys.stderr)
         return 1
     if args.csv:
         nested = [c for c, t in df.schema.items() if t.is_nested()]  # CSV has no lists: write them as text
@@ -282,10 +311,34 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _one_line(e: BaseException) -> str:
+    """An error as one line: its first non-empty line, the type named unless it is a user's error."""
+    from ealign_dagster.core.chat import EndpointError
+    from ealign_dagster.core.schemas import InputError
+
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    text = lines[0] if lines else type(e).__name__
+    if isinstance(e, (InputError, EndpointError, ValueError, OSError)) or not lines:
+        return text
+    return f"{type(e).__name__}: {text}"
+
+
+class _QuietConsole(logging.Logger):
+    """Dagster's console logger ('dagster') without its ERROR records (step failures with their
+    stack traces): `ealign run` prints one line per failure instead; --verbose keeps them."""
+
+    def handle(self, record: logging.LogRecord) -> None:
+        if self.name != "dagster" or record.levelno < logging.ERROR:
+            super().handle(record)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ealign", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     home = {"help": "run home (default: $EALIGN_HOME or ./.ealign)"}
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", help="show stack traces of failures")
+    sub.add_parser = functools.partial(sub.add_parser, parents=[common])
 
     p = sub.add_parser("run", help="materialize the graph (all partitions) for a profile")
     p.add_argument("--profile", default="demo", help="tiny | demo | paper | path/to/profile.yaml")
@@ -310,15 +363,21 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_report)
 
     args = parser.parse_args(argv)
+    if not args.verbose:
+        logging.setLoggerClass(_QuietConsole)
+        _quiet_warnings()
     try:
         return args.fn(args)
-    except Exception as e:  # input errors: one clear line, no traceback
+    except KeyboardInterrupt:
+        print("ealign: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # one clear line; the stack trace with --verbose
         from ealign_dagster.core.schemas import InputError
 
-        if isinstance(e, (InputError, FileNotFoundError)):
-            print(f"ealign: {e}", file=sys.stderr)
-            return 2
-        raise
+        if args.verbose:
+            raise
+        print(f"ealign: {_one_line(e)}", file=sys.stderr)
+        return 2 if isinstance(e, (InputError, FileNotFoundError)) else 1
 
 
 if __name__ == "__main__":

@@ -209,6 +209,29 @@ def test_a_new_constitution_file_becomes_a_partition_and_its_chain_runs(world):
     assert {a for a, p in requested if p is None} == EVALUATION | AGGREGATES | {"persona_validation"}
 
 
+def test_a_removed_constitution_retires_its_partition_and_reevaluates(world):
+    """Deleting deontology.yaml: the sensor retires its partition (later runs no longer include it;
+    before, every run with cai_revisions failed on the missing file) and re-runs the evaluation, whose
+    models under test no longer include deontology's adapters; nothing else is requested."""
+    (world["assets"] / "constitutions" / "deontology.yaml").unlink()
+    tick = _sensor(world["defs"], world["instance"], world["sensor_cursor"])
+    assert [(type(r).__name__, r.partition_keys) for r in tick.dynamic_partitions_requests] == [
+        ("DeleteDynamicPartitionsRequest", ["deontology"])
+    ]
+    assert [sorted(k.to_user_string() for k in r.asset_selection) for r in tick.run_requests] == [
+        ["eval_generations", "persona_responses"]
+    ]
+    world["instance"].delete_dynamic_partition("constitution", "deontology")  # what the daemon does
+    for r in tick.run_requests:
+        for key in r.asset_selection:
+            _run(world["defs"], world["instance"], key, None)
+    requested = _drain(world)
+    assert {a for a, _ in requested} <= EVALUATION | AGGREGATES and all(p is None for _, p in requested)
+    from ealign_dagster.orchestration.partitions import sync_constitutions
+
+    assert sync_constitutions(world["instance"]) == []  # nothing left to add or retire
+
+
 def test_a_broken_file_is_named_and_nothing_is_observed(world):
     path = world["assets"] / "constitutions" / "deontology.yaml"
     path.write_text(path.read_text().replace("framework:", "framwork:", 1))

@@ -243,3 +243,24 @@ def test_a_reserved_endpoint_model_is_asked_again(paths):
         third = generate(chat, reqs, key_version=adapter.key_version(chat))
         assert len(ep.requests) == 6 and not any(r.cached for r in third)
         assert ep.fingerprints == 3 * 4  # one look per process and served name: 4 canary prompts
+
+
+def test_endpoint_retries_and_slow_answers_are_never_silent(paths):
+    """Each retried answer is said with its status and attempt, running out is said, and a wait with
+    nothing answered says so at least every `every` seconds."""
+    with Endpoint() as ep:
+        chat, lines = _chat(ep.url, paths, max_retries=2), []
+        chat.say = lines.append
+        ep.script = [429, 500, 200]
+        generate(chat, _reqs(1))
+        assert [x.split(": ", 1)[1] for x in lines] == ["HTTP 429, retry 1/2", "HTTP 500, retry 2/2"]
+        assert all(x.startswith(f"{ep.url} (model teacher-x)") for x in lines)
+        lines.clear()
+        ep.script = [500, 500, 500]
+        with pytest.raises(EndpointError):
+            generate(chat, _reqs(1, seed=9))
+        assert lines[-1].endswith("HTTP 500, retries exhausted")
+        lines.clear()
+        ep.script = [("sleep", 0.5)]
+        out = list(chat.generate_batches(_reqs(1, seed=11), every=0.1))
+        assert len(out) == 1 and any("waiting for 1 answers" in x for x in lines)

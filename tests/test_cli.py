@@ -91,7 +91,9 @@ def test_run_tiny_then_sql(tmp_path):
     # (weights may differ in the last bits between processes: MKL's summation order is not fixed)
     assert all(folder_sha256(Path(a["path"])) == a["sha256"] for a in again)
     _check_evaluation(home, adapters)
-    _retrain_one_constitution(home, tmp_path, adapters)
+    assets = _retrain_one_constitution(home, tmp_path, adapters)
+    _remove_one_constitution(home, assets)
+    _killed_during_training_then_resumed(home)
     # read-only: writes are refused with a clear error and a non-zero exit
     bad = _run("sql", "--home", home, "delete from splits", check=False)
     assert bad.returncode == 1 and "read-only" in bad.stderr.lower()
@@ -120,8 +122,47 @@ def _retrain_one_constitution(home, tmp_path, adapters):
     assert ea == {a["adapter_id"] for a in now if a["scope"] != "broad"}
     assert _rows(home, "select count(*) as n from metric_lineage where model_id not in "
                        "(select adapter_id from adapters) and model_id <> 'base'")[0]["n"] == "0"  # fmt: skip
-    report = _rows(home, "select models, run_id from reports")
-    assert len(report) == 1 and report[0]["models"] == "13"
+    latest = _rows(home, "select r.models from reports r join materializations m on m.asset_key = 'report'"
+                         " and m.run_id = r.run_id")  # fmt: skip
+    assert [r["models"] for r in latest] == ["13"]  # the report of this run covers the same 13 models
+    return assets
+
+
+def _remove_one_constitution(home, assets):
+    """Deleting subordinate.yaml retires its partition: a run including cai_revisions succeeds (before:
+    'file not found' in every such run), evaluation drops its adapters, its rows stay as history."""
+    (assets / "constitutions" / "subordinate.yaml").unlink()
+    p = _run("run", "--profile", "tiny", "--home", home, "--select", "key:cai_revisions or key:eval_generations+",
+             assets=assets)  # fmt: skip
+    assert "constitution 'subordinate': its file is gone, so its partition is retired" in p.stderr
+    evaluated = {r["model_id"] for r in _rows(home, "select distinct model_id from safety_scores")}
+    registry = _rows(home, "select adapter_id, constitution from adapters")
+    assert evaluated == {r["adapter_id"] for r in registry if r["constitution"] != "subordinate"} | {"base"}
+    assert len([r for r in registry if r["constitution"] == "subordinate"]) == 3  # history
+
+
+def _killed_during_training_then_resumed(home):
+    """SIGKILL an `ealign run` while it trains (a checkpoint on disk, its run STARTED, the `train`
+    pool slot claimed): the next `ealign run` says so, frees the slot, resumes from the checkpoint
+    and finishes (before: it waited forever on the dead run's slot)."""
+    import signal
+    import time
+
+    env = dict(os.environ)
+    env.pop("EALIGN_ASSETS", None)
+    args = [str(BIN / "ealign"), "run", "--profile", "tiny", "--home", home, "--select", "key:adapters"]
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts, deadline = [], time.monotonic() + 300
+    while not ckpts and proc.poll() is None and time.monotonic() < deadline:
+        ckpts = list((Path(home) / "artifacts" / "adapters").glob("*/*/.ckpt-*/step-*"))
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpts, "training finished before a checkpoint was seen"
+    p = _run("run", "--profile", "tiny", "--home", home, "--select", "key:adapters")
+    assert "died without finishing: marked failed, its pool slots freed" in p.stderr
+    resumed = _rows(home, "select constitution, scope, resumed_from from adapters where resumed_from > 0")
+    assert len(resumed) == 1 and resumed[0]["resumed_from"] == "2", resumed
 
 
 def _rows(home, sql):

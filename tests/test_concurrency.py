@@ -60,7 +60,7 @@ def test_ealign_sql_during_writes_never_sees_half_a_partition(tmp_path):
     assert all(r in ((0, 0), (ROWS, 1)) for r in seen), seen  # all of one write or nothing, never a mix
 
 
-def test_a_writer_waits_for_a_reader_holding_the_file(tmp_path):
+def test_a_writer_waits_for_a_reader_holding_the_file(tmp_path, capsys):
     db = tmp_path / "results.duckdb"
     Store(db).ensure_schema()
     hold = (
@@ -75,8 +75,12 @@ def test_a_writer_waits_for_a_reader_holding_the_file(tmp_path):
     row = pl.DataFrame(
         {"judge_a": ["a"], "judge_b": ["b"], "field": ["refused"], "n": [1], "agreement": [1.0], "kappa": [1.0]}
     )
-    Store(db).replace_many([("judge_agreement", row, {})], Lineage("r", "x"), "v")
+    store = Store(db)
+    store.wait_notice_s = 0.5
+    store.replace_many([("judge_agreement", row, {})], Lineage("r", "x"), "v")
     assert time.time() - start > 1.0  # it waited for the reader instead of failing
+    waits = [x for x in capsys.readouterr().err.splitlines() if x.startswith("ealign: waiting")]
+    assert waits and f"for {db}: another process holds it" in waits[0]  # and said so while it waited
     reader.wait(timeout=30)
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select count(*) from judge_agreement").fetchone()[0] == 1

@@ -55,9 +55,60 @@ def test_constitution_too_few_principles_and_wrong_name(assets_copy):
 
 def test_non_utf8_file_is_named(assets_copy):
     path = assets_copy / "constitutions" / "virtue.yaml"
+    lines = path.read_bytes().count(b"\n")
     path.write_bytes(path.read_bytes() + b"\nnote: caf\xe9\n")
-    with pytest.raises(InputError, match=r"virtue\.yaml: not valid UTF-8"):
+    with pytest.raises(InputError, match=rf"virtue\.yaml: line {lines + 2}, column 10: not valid UTF-8"):
         load_constitutions(assets_copy / "constitutions")
+
+
+def test_yaml_syntax_error_names_file_line_and_problem(assets_copy):
+    """Before: the message ended with the caret line of PyYAML's excerpt and named '<unicode string>'."""
+    path = assets_copy / "constitutions" / "virtue.yaml"
+    path.write_text("name: virtue\ntitle: [Virtue\nframework: virtue\n")
+    with pytest.raises(InputError) as e:
+        load_constitutions(assets_copy / "constitutions")
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: line 3, column 10: invalid YAML:") and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize("field, value", [
+    ("train.rank", 0), ("train.learning_rate", -1e-4), ("train.batch_size", 0), ("splits.leakage_threshold", 1.5),
+    ("cai.critique.max_new_tokens", 0), ("eval.sampling.top_p", 0.0), ("sft.max_tokens", -5),
+])  # fmt: skip
+def test_profile_values_are_checked_at_load(tmp_path, field, value):
+    """Before: a zero LoRA rank or a negative learning rate failed deep inside PEFT after upstream work."""
+    from ealign_dagster.core.config import load_profile, profile_path
+
+    data = yaml.safe_load(profile_path("tiny").read_text())
+    node = data
+    *parents, leaf = field.split(".")
+    for k in parents:
+        node = node[k]
+    node[leaf] = value
+    bad = tmp_path / "p.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match=rf"p\.yaml: field '{field}': "):
+        load_profile(str(bad))
+
+
+def test_a_remote_endpoint_without_its_key_fails_at_load(tmp_path, monkeypatch):
+    from ealign_dagster.core.config import load_profile, profile_path
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    data = yaml.safe_load(profile_path("tiny").read_text())
+    data["teacher"] = {"backend": "openai", "model": "gpt-x", "base_url": "https://api.example.com/v1"}
+    bad = tmp_path / "p.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match=r"field 'teacher': model 'gpt-x' at https://api.example.com/v1: the "
+                                         r"environment variable OPENAI_API_KEY \(api_key_env\) is not set"):  # fmt: skip
+        load_profile(str(bad))
+    data["teacher"]["base_url"] = "http://127.0.0.1:8000/v1"  # a local server may run without a key
+    bad.write_text(yaml.safe_dump(data))
+    assert load_profile(str(bad)).teacher.base_url.startswith("http://127.0.0.1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    data["teacher"]["base_url"] = "https://api.example.com/v1"
+    bad.write_text(yaml.safe_dump(data))
+    assert load_profile(str(bad)).teacher.model == "gpt-x"
 
 
 def test_taxonomy_unknown_category_is_named(assets_copy):

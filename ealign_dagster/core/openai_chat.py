@@ -3,9 +3,12 @@ the client's retries, one clear line for an endpoint's refusal."""
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from ealign_dagster.core.chat import EndpointError, GenerationCache, Request, Result
@@ -23,20 +26,33 @@ class OpenAIChat:
     """Any OpenAI-compatible endpoint. The client retries 429, 5xx and timeouts with exponential
     backoff and jitter (max_retries); other 4xx answers stop the run with the endpoint's message."""
 
-    def __init__(self, cfg: ModelConfig, home: Home):
+    def __init__(self, cfg: ModelConfig, home: Home, say=None):
+        import httpx
         import openai
 
         if not cfg.base_url:
             raise ValueError(f"model '{cfg.model}': backend openai needs base_url")
         self.cfg = cfg
+        self.say = say or (lambda line: print(f"ealign: {line}", file=sys.stderr, flush=True))
         self.cache = GenerationCache(home.cache / "generations.sqlite")
         self.client = openai.OpenAI(
             base_url=cfg.base_url,
             api_key=os.environ.get(cfg.api_key_env) or "EMPTY",
             timeout=cfg.timeout_s,
             max_retries=cfg.max_retries,
+            http_client=httpx.Client(event_hooks={"response": [self._on_response]}),
         )
         self._fingerprints: dict[str, str] = {}
+
+    def _on_response(self, response) -> None:
+        """Say each answer the client will retry (429, 5xx), with the attempt, and when retries run out."""
+        if response.status_code != 429 and response.status_code < 500:
+            return
+        attempt = int(response.request.headers.get("x-stainless-retry-count", "0")) + 1
+        model = json.loads(response.request.content or b"{}").get("model", self.cfg.model)
+        left = self.cfg.max_retries - attempt + 1
+        then = f"retry {attempt}/{self.cfg.max_retries}" if left > 0 else "retries exhausted"
+        self.say(f"{self.cfg.base_url} (model {model}): HTTP {response.status_code}, {then}")
 
     def _create(self, model: str, **kw):
         """One chat completion; an endpoint's refusal, a timeout or a lost connection as one line."""
@@ -106,12 +122,19 @@ class OpenAIChat:
         with ThreadPoolExecutor(max_workers=self.cfg.max_concurrency) as pool:
             return list(pool.map(one, prompts))
 
-    def generate_batches(self, reqs: list[Request]) -> Iterator[tuple[list[int], list[Result]]]:
+    def generate_batches(self, reqs: list[Request], every: float = 30.0) -> Iterator[tuple[list[int], list[Result]]]:
+        """Answers as they complete; while none completes, a line every `every` seconds."""
         with ThreadPoolExecutor(max_workers=self.cfg.max_concurrency) as pool:
             futures = {pool.submit(self._one, r): i for i, r in enumerate(reqs)}
+            pending, start = set(futures), time.monotonic()
             try:
-                for f in as_completed(futures):
-                    yield [futures[f]], [f.result()]
+                while pending:
+                    done, pending = wait(pending, timeout=every, return_when=FIRST_COMPLETED)
+                    if not done:
+                        self.say(f"{self.cfg.base_url} (model {self.cfg.model}): waiting for {len(pending)} answers, "
+                                 f"{time.monotonic() - start:.0f} s so far")  # fmt: skip
+                    for f in done:
+                        yield [futures[f]], [f.result()]
             except BaseException:
                 for f in futures:
                     f.cancel()

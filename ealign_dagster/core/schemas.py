@@ -21,9 +21,12 @@ class InputError(ValueError):
 
 def read_text(path: Path) -> str:
     try:
-        return Path(path).read_bytes().decode("utf-8")
+        data = Path(path).read_bytes()
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not valid UTF-8 (byte {e.start}: {e.reason})") from None
+        line = data[: e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise InputError(f"{path}: line {line}, column {column}: not valid UTF-8 ({e.reason})") from None
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
 
@@ -32,7 +35,10 @@ def read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(read_text(path))
     except yaml.YAMLError as e:
-        raise InputError(f"{path}: invalid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = " ".join(x for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x) or str(e)
+        raise InputError(f"{path}: {where}invalid YAML: {what}") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a mapping at the top level")
     return data

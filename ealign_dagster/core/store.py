@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,9 +38,33 @@ def data_version(df: pl.DataFrame) -> str:
     return value_version(sorted(hashlib.sha256(line.encode()).hexdigest() for line in lines))
 
 
+READ_STATEMENTS = ("select", "with", "from", "describe", "show", "summarize", "explain", "values", "table", "pivot",
+                   "unpivot", "(")  # fmt: skip
+
+
+def read_only_statement(sql: str) -> str:
+    """The SQL of one read-only query, or ValueError: `ealign sql` runs SELECT-like statements only (no
+    COPY/EXPORT to files, ATTACH, INSTALL/LOAD, SET or PRAGMA); its connection also has external access
+    off, so no function reads or writes a file outside the database."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as e:
+        raise ValueError(str(e).splitlines()[0]) from None
+    if len(statements) != 1:
+        raise ValueError(f"one statement at a time ({len(statements)} given)")
+    text = sql.strip().lstrip("(").lower()
+    if statements[0].type != duckdb.StatementType.SELECT and not text.startswith(READ_STATEMENTS):
+        raise ValueError(f"read-only: {statements[0].type.name} statements are refused (SELECT, WITH, DESCRIBE, ...)")
+    return sql
+
+
 class Store:
     """Short-lived connections: writers serialise through a Dagster pool; a lock held by another
     process is retried, so readers and writers never crash each other."""
+
+    wait_notice_s = 30.0  # while waiting for the file, a line this often
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -52,15 +77,21 @@ class Store:
         to 10 minutes (a reader left open), readers up to 2."""
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + (wait_s if wait_s is not None else 120.0 if read_only else 600.0)
-        delay = 0.05
+        start = time.monotonic()
+        deadline = start + (wait_s if wait_s is not None else 120.0 if read_only else 600.0)
+        delay, said = 0.05, start
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
+                config = {"enable_external_access": False} if read_only else {}
+                con = duckdb.connect(str(self.path), read_only=read_only, config=config)
                 break
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower() or time.monotonic() > deadline:
                     raise
+                if time.monotonic() - said >= self.wait_notice_s:  # never silent while waiting
+                    said = time.monotonic()
+                    print(f"ealign: waiting {said - start:.0f} s for {self.path}: another process holds it "
+                          f"({str(e).splitlines()[0]})", file=sys.stderr, flush=True)  # fmt: skip
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         try:

@@ -50,9 +50,15 @@ BASE = ModelUnderTest("base")
 
 
 def models_under_test(store: Store) -> list[ModelUnderTest]:
-    """The base and every adapter registered now (one per constitution x scope)."""
+    """The base and every adapter registered now (one per constitution x scope) whose constitution
+    file still exists (a removed constitution's adapters stay in the registry as history)."""
+    from ealign_dagster.core.schemas import constitution_paths
+
+    current = [p.stem for p in constitution_paths()]
     rows = store.query(
-        "SELECT adapter_id, constitution, scope, path, sha256 FROM adapters ORDER BY constitution, scope"
+        "SELECT adapter_id, constitution, scope, path, sha256 FROM adapters WHERE list_contains(?, constitution)"
+        " ORDER BY constitution, scope",
+        [current],
     )
     return [BASE] + [
         ModelUnderTest(r["adapter_id"], r["adapter_id"], r["constitution"], r["scope"], r["path"], r["sha256"])

@@ -47,9 +47,14 @@ def evaluation() -> dg.AutomationCondition:
     ).with_label(f"eager or nightly ({cron})")
 
 
-@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+# What a retired constitution changes without a new version upstream: the set of models under test.
+REEVALUATE = ["eval_generations", "persona_responses"]
+
+
+@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING, target=REEVALUATE)
 def input_files(context: dg.SensorEvaluationContext, ealign: EalignResource):
-    """Observe changed input files; register new constitution files as partitions."""
+    """Observe changed input files; register new constitution files as partitions; retire the
+    partitions of removed ones and re-evaluate without their adapters."""
     from ealign_dagster.core.schemas import InputError
     from ealign_dagster.inputs.versions import all_versions
 
@@ -58,8 +63,10 @@ def input_files(context: dg.SensorEvaluationContext, ealign: EalignResource):
     except InputError as e:  # a half-edited file: say which, change nothing, look again next tick
         return dg.SkipReason(f"not observing until this is fixed: {e}")
     seen = json.loads(context.cursor) if context.cursor else {}
+    from ealign_dagster.orchestration.partitions import partition_changes
+
     known = set(context.instance.get_dynamic_partitions(CONSTITUTIONS.name))
-    new = sorted({part for (asset, part) in versions if asset == "constitution_files"} - known)
+    new, retired = partition_changes(known)
     events = []
     for (asset, part), version in sorted(versions.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
         if asset == "constitution_files" and part not in known:
@@ -73,7 +80,15 @@ def input_files(context: dg.SensorEvaluationContext, ealign: EalignResource):
         context.log.info(f"observed new versions: {', '.join(names)}")
     return dg.SensorResult(
         asset_events=events,
-        dynamic_partitions_requests=[CONSTITUTIONS.build_add_request(new)] if new else [],
+        dynamic_partitions_requests=[CONSTITUTIONS.build_add_request(new)] * bool(new)
+        + [CONSTITUTIONS.build_delete_request(retired)] * bool(retired),
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"retired:{','.join(retired)}:{context.cursor}",
+                asset_selection=[dg.AssetKey(k) for k in REEVALUATE],
+            )
+        ]
+        * bool(retired),  # fmt: skip
         cursor=json.dumps(seen, sort_keys=True),
     )
 

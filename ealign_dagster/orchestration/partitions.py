@@ -19,11 +19,22 @@ def constitution_names() -> list[str]:
     return [p.stem for p in constitution_paths()]
 
 
-def sync_constitutions(instance: dg.DagsterInstance) -> list[str]:
-    """Register a partition for every constitution file not yet known; returns the new ones. A
-    removed file's partition stays (its history and results remain queryable)."""
-    known = set(instance.get_dynamic_partitions(CONSTITUTIONS.name))
-    new = [n for n in constitution_names() if n not in known]
+def partition_changes(known: set[str]) -> tuple[list[str], list[str]]:
+    """(new, retired): files without a partition yet, partitions whose file is gone."""
+    files = constitution_names()
+    return [n for n in files if n not in known], sorted(known - set(files))
+
+
+def sync_constitutions(instance: dg.DagsterInstance, say=None) -> list[str]:
+    """Register a partition for every new constitution file and retire the partition of every removed
+    one (later runs no longer include it; its rows stay in the tables as history, and its adapters are
+    no longer models under test); returns the new ones."""
+    new, retired = partition_changes(set(instance.get_dynamic_partitions(CONSTITUTIONS.name)))
     if new:
         instance.add_dynamic_partitions(CONSTITUTIONS.name, new)
+    for name in retired:
+        instance.delete_dynamic_partition(CONSTITUTIONS.name, name)
+        if say:
+            say(f"constitution '{name}': its file is gone, so its partition is retired (its rows stay as history; "
+                "its adapters are no longer evaluated)")  # fmt: skip
     return new
