@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import os
@@ -298,7 +299,28 @@ def cmd_ui(args) -> int:
         "-p",
         str(args.port),
     ]
-    return subprocess.call(cmd)
+    return _supervise(subprocess.Popen(cmd, start_new_session=True))
+
+
+def _supervise(proc: subprocess.Popen, grace_s: float = 20.0) -> int:
+    """Wait for a child in its own process group; SIGTERM or SIGINT to ealign stops the whole group
+    (dagster dev, its webserver, its daemon): politely, then after `grace_s` for good."""
+    import signal
+
+    def stop(signum, _frame):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    return proc.wait()
 
 
 def cmd_report(args) -> int:

@@ -74,7 +74,9 @@ def test_run_tiny_then_sql(tmp_path):
     adapters = list(csv.DictReader(io.StringIO(p.stdout)))
     assert len(adapters) == 12 and len({(a["constitution"], a["scope"]) for a in adapters}) == 12
     for a in adapters:
-        assert (Path(a["path"]) / "adapter_config.json").exists() and folder_sha256(Path(a["path"])) == a["sha256"]
+        assert not Path(a["path"]).is_absolute()  # relative to the home: homes can move
+        folder = Path(home) / a["path"]
+        assert (folder / "adapter_config.json").exists() and folder_sha256(folder) == a["sha256"]
     assert _run("sql", "--home", home, "--csv", "select count(*) from train_log").stdout.splitlines()[1] == str(12 * 4)
     # re-materializing replaces each registry row (same adapter id, new run), never duplicates it
     _run("run", "--profile", "tiny", "--home", home, "--select", "key:adapters")
@@ -89,10 +91,11 @@ def test_run_tiny_then_sql(tmp_path):
     assert [a["adapter_id"] for a in again] == [a["adapter_id"] for a in adapters]
     assert all(x["run_id"] != y["run_id"] for x, y in zip(again, adapters))
     # (weights may differ in the last bits between processes: MKL's summation order is not fixed)
-    assert all(folder_sha256(Path(a["path"])) == a["sha256"] for a in again)
+    assert all(folder_sha256(Path(home) / a["path"]) == a["sha256"] for a in again)
     _check_evaluation(home, adapters)
     assets = _retrain_one_constitution(home, tmp_path, adapters)
     _remove_one_constitution(home, assets)
+    _moved_home_reuses_its_cache(home, tmp_path, assets)
     _killed_during_training_then_resumed(home)
     # read-only: writes are refused with a clear error and a non-zero exit
     bad = _run("sql", "--home", home, "delete from splits", check=False)
@@ -163,6 +166,22 @@ def _killed_during_training_then_resumed(home):
     assert "died without finishing: marked failed, its pool slots freed" in p.stderr
     resumed = _rows(home, "select constitution, scope, resumed_from from adapters where resumed_from > 0")
     assert len(resumed) == 1 and resumed[0]["resumed_from"] == "2", resumed
+
+
+def _moved_home_reuses_its_cache(home, tmp_path, assets):
+    """A home moved elsewhere evaluates from its own adapters and cache: nothing is generated again
+    (before: tables held absolute paths into the old home)."""
+    import shutil
+
+    moved = str(tmp_path / "moved")
+    shutil.move(home, moved)
+    p = _run("run", "--profile", "tiny", "--home", moved, "--select", "key:eval_generations", assets=assets)
+    generated = [int(x.rsplit("generating ", 1)[1]) for x in (p.stdout + p.stderr).splitlines()
+                 if "from cache, generating" in x]  # fmt: skip
+    assert len(generated) == 10 and sum(generated) == 0, generated  # base + 9 adapters (subordinate retired)
+    lora = _rows(moved, (ROOT / "sql" / "queries" / "vllm_lora_modules.sql").read_text())[0]["lora_modules"]
+    assert lora.count(f"={moved}/artifacts/adapters/") == 12  # absolute paths for vLLM, in the new home
+    shutil.move(moved, home)
 
 
 def _rows(home, sql):
@@ -265,11 +284,80 @@ def _screenshot(page: Path):
 def test_cli_errors_are_one_clear_line(tmp_path):
     p = _run("run", "--profile", "nosuch", "--home", str(tmp_path / "h"), check=False)
     assert p.returncode == 2 and "nosuch.yaml: no such profile" in p.stderr and "Traceback" not in p.stderr
+    p = _run("sql", "--home", str(tmp_path / "nohome"), "select 1", check=False)
+    assert p.returncode == 1 and "nohome: no such home" in p.stderr and not (tmp_path / "nohome").exists()
+    (tmp_path / "empty").mkdir()
     p = _run("sql", "--home", str(tmp_path / "empty"), "select 1", check=False)
     assert p.returncode == 1 and "no results yet" in p.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ntrain: {rank: 4\n")
+    zero = tmp_path / "zero.yaml"
+    zero.write_text("name: zero\ntrain: {rank: 0}\n")
+    cases = [
+        (["run", "--profile", str(bad)], 2, f"{bad}: line 3, column 1: invalid YAML"),
+        (["run", "--profile", str(zero)], 2, f"{zero}: field 'train.rank': Input should be greater than 0"),
+        (["run", "--profile", "tiny", "--select", "key:nosuch"], 2, "--select 'key:nosuch': matches no asset"),
+        (["run", "--profile", "tiny", "--select", "key:("], 2, "--select 'key:(': "),
+        (["sql", "copy (select 1) to 'x.csv'"], 1, "read-only: COPY statements are refused"),
+        (["sql", "select * from read_csv('/etc/hostname')"], 1, "file system operations are disabled"),
+    ]
+    from ealign_dagster.core.store import Store
+
+    Store(tmp_path / "db" / "results.duckdb").ensure_schema()
+    for args, code, message in cases:
+        p = _run(*args, "--home", str(tmp_path / ("db" if args[0] == "sql" else "empty")), check=False)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == code and len(lines) == 1 and message in lines[0], (args, p.stderr)
+        assert "Traceback" not in p.stderr and "Stack Trace" not in p.stderr
 
 
 def test_dg_check_defs_from_the_project_root():
     p = subprocess.run([str(BIN / "dg"), "check", "defs"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "All definitions loaded successfully" in p.stdout + p.stderr
+
+
+def _group(pgid: int) -> list[int]:
+    """Live processes of a process group (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def test_ui_stops_with_its_webserver_and_daemon(tmp_path):
+    """SIGTERM to `ealign ui` stops dagster dev, its webserver and its daemon (before: they outlived it)."""
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ)
+    env.pop("EALIGN_ASSETS", None)
+    ui = subprocess.Popen([str(BIN / "ealign"), "ui", "--home", str(tmp_path / "h"), "--profile", "tiny", "--port",
+                           str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        leader, members, deadline = None, [], time.monotonic() + 120
+        while len(members) < 3 and time.monotonic() < deadline:  # dagster dev + webserver + daemon
+            time.sleep(0.5)
+            kids = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat")
+                    if p.read_text().rsplit(")", 1)[1].split()[1] == str(ui.pid)]  # fmt: skip
+            leader = kids[0] if kids else leader
+            members = _group(leader) if leader else []
+        assert len(members) >= 3, members
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while _group(leader) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _group(leader) == [] and ui.returncode == 128 + signal.SIGTERM
+    finally:
+        if ui.poll() is None:
+            ui.kill()

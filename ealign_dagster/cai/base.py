@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from ealign_dagster.core.config import Profile
-from ealign_dagster.core.paths import Home
+from ealign_dagster.core.paths import Home, home_relative
 
 
 def base_model_rows(cfg: Profile, home: Home, log=print) -> pl.DataFrame:
@@ -17,7 +17,11 @@ def base_model_rows(cfg: Profile, home: Home, log=print) -> pl.DataFrame:
     for role, m in (("student", cfg.student), ("teacher", cfg.teacher)):
         path, version, params = None, f"openai:{m.base_url}:{m.model}", None
         if m.backend == "local":
-            path = str(models.build(m.model, home.models, log=log)) if models.is_built(m.model) else m.model
+            path = (
+                home_relative(models.build(m.model, home.models, log=log), home)
+                if models.is_built(m.model)
+                else m.model
+            )
             chat = LocalChat(m, home)
             version, params = chat.version, sum(p.numel() for p in chat.model.parameters())
         rows.append({"model_id": m.model, "role": role, "backend": m.backend, "path": path,

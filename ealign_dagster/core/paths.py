@@ -96,11 +96,30 @@ def stable_int(*parts) -> int:
 
 
 def folder_sha256(path: Path, suffixes: tuple[str, ...] | None = None) -> str:
-    """sha256 over a folder's files (relative names and contents, sorted), optionally only some suffixes."""
+    """sha256 over a folder's files (relative names and contents, sorted), optionally only some suffixes.
+    A PEFT adapter_config.json counts without `base_model_name_or_path` (where the base was on disk
+    when it was trained): the checksum covers weights and hyper-parameters, so the same adapter in a
+    copied or moved home has the same checksum and hits the same cached answers."""
     h = hashlib.sha256()
     for f in sorted(p for p in Path(path).rglob("*") if p.is_file() and (suffixes is None or p.suffix in suffixes)):
         h.update(str(f.relative_to(path)).encode())
+        if f.name == "adapter_config.json":
+            config = json.loads(f.read_text(encoding="utf-8"))
+            config.pop("base_model_name_or_path", None)
+            h.update(json.dumps(config, sort_keys=True).encode())
+            continue
         with open(f, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
+
+
+def home_relative(path: Path, home: Home) -> str:
+    """A path inside the home as stored in tables: relative to it, so a home can be copied or moved."""
+    path = Path(path)
+    return str(path.relative_to(home.root)) if path.is_relative_to(home.root) else str(path)
+
+
+def in_home(stored: str, root: Path) -> str:
+    """A stored path resolved against the home it was read from (absolute paths stay as they are)."""
+    return str(Path(root) / stored)

@@ -160,6 +160,7 @@ class Store:
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no results yet; run `ealign run` first")
         with self.connect(read_only=read_only) as con:
+            con.execute("SET VARIABLE home = ?", [str(self.path.parent)])  # stored paths are relative to it
             return con.execute(sql, params or []).pl()
 
     def table(self, name: str, where: str = "", params: list | None = None) -> pl.DataFrame:

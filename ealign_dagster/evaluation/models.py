@@ -52,6 +52,7 @@ BASE = ModelUnderTest("base")
 def models_under_test(store: Store) -> list[ModelUnderTest]:
     """The base and every adapter registered now (one per constitution x scope) whose constitution
     file still exists (a removed constitution's adapters stay in the registry as history)."""
+    from ealign_dagster.core.paths import in_home
     from ealign_dagster.core.schemas import constitution_paths
 
     current = [p.stem for p in constitution_paths()]
@@ -61,7 +62,14 @@ def models_under_test(store: Store) -> list[ModelUnderTest]:
         [current],
     )
     return [BASE] + [
-        ModelUnderTest(r["adapter_id"], r["adapter_id"], r["constitution"], r["scope"], r["path"], r["sha256"])
+        ModelUnderTest(
+            r["adapter_id"],
+            r["adapter_id"],
+            r["constitution"],
+            r["scope"],
+            in_home(r["path"], store.path.parent),
+            r["sha256"],
+        )  # fmt: skip
         for r in rows.iter_rows(named=True)
     ]
 

@@ -29,6 +29,6 @@ def adapters(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.Ma
         context, ealign.store, {"adapters": pl.DataFrame([row]), "train_log": pl.DataFrame(steps)},
         where={"constitution": name, "scope": scope}, version=row["sha256"][:16], inputs={"train": ealign.version("train")},
         preview=["adapter_id", "steps", "train_loss", "tokens_per_s", "device", "peak_memory_mb"],
-        metadata={"loss_curve": dg.MetadataValue.md(loss_chart(steps)), "path": dg.MetadataValue.path(row["path"]),
+        metadata={"loss_curve": dg.MetadataValue.md(loss_chart(steps)), "path": dg.MetadataValue.path(str(ealign.paths.root / row["path"])),
                   "sha256": row["sha256"]},
     )  # fmt: skip

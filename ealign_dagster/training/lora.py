@@ -236,7 +236,7 @@ def train_adapter(cfg, home, store, name: str, scope: str, log=None) -> tuple[di
     from transformers import AutoTokenizer
 
     from ealign_dagster.core.models import resolve
-    from ealign_dagster.core.paths import folder_sha256, value_version
+    from ealign_dagster.core.paths import folder_sha256, home_relative, value_version
 
     sft = store.query(
         "SELECT prompt, response, sft_version FROM sft_examples WHERE constitution = ? AND scope = ? ORDER BY prompt_id",
@@ -261,7 +261,7 @@ def train_adapter(cfg, home, store, name: str, scope: str, log=None) -> tuple[di
         "hyperparams": json.dumps(hyper, sort_keys=True), "examples": len(examples), "steps": result.steps,
         "train_loss": result.train_loss, "tokens": result.tokens, "seconds": result.seconds,
         "tokens_per_s": result.tokens / max(result.seconds, 1e-9), "device": result.device, "dtype": result.dtype,
-        "peak_memory_mb": result.peak_memory_mb, "resumed_from": result.resumed_from, "path": str(out),
+        "peak_memory_mb": result.peak_memory_mb, "resumed_from": result.resumed_from, "path": home_relative(out, home),
         "sha256": folder_sha256(out),
     }  # fmt: skip
     steps = [{**h, "adapter_id": adapter_id, "constitution": name, "scope": scope} for h in result.log]

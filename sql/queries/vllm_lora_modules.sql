@@ -1,4 +1,6 @@
 -- The --lora-modules arguments for serving every adapter with vLLM under the names the evaluation
 -- uses (profile eval.model with backend openai).
-SELECT string_agg(constitution || '-' || scope || '=' || path, ' ' ORDER BY constitution, scope) AS lora_modules
+-- Adapter paths are stored relative to the home; `ealign sql` sets the variable `home` to its folder.
+SELECT string_agg(constitution || '-' || scope || '=' || getvariable('home') || '/' || path, ' '
+                  ORDER BY constitution, scope) AS lora_modules
 FROM adapters;
