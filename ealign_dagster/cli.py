@@ -114,6 +114,7 @@ def cmd_run(args) -> int:
     from ealign_dagster.definitions import defs as load_defs
     from ealign_dagster.orchestration.liveness import PoolWatch, owner_tags, reap_dead_runs
     from ealign_dagster.orchestration.partitions import sync_constitutions
+    from ealign_dagster.summary import print_summary, print_timing
 
     load_profile(args.profile)  # a bad profile fails here, before any run starts
 
@@ -154,110 +155,9 @@ def cmd_run(args) -> int:
         for key in pdef.get_partition_keys(dynamic_partitions_store=instance) if pdef else [None]:
             if not run(keys, key):
                 return 1
-    _print_summary(root)
-    _print_timing(instance, run_ids, time.time() - started)
+    print_summary(root)
+    print_timing(instance, run_ids, time.time() - started)
     return 0
-
-
-def _print_timing(instance, run_ids: list[str], wall: float) -> None:
-    """Where the time went: seconds per step (asset or check), summed over its partitions."""
-    import polars as pl
-
-    rows = []
-    for rid in run_ids:
-        for st in instance.get_run_step_stats(rid):
-            if st.start_time and st.end_time:
-                rows.append({"step": st.step_key, "seconds": st.end_time - st.start_time})
-    if not rows:
-        return
-    df = pl.DataFrame(rows).group_by("step").agg(runs=pl.len(), seconds=pl.col("seconds").sum())
-    df = df.sort("seconds", descending=True).with_columns(
-        share=(pl.col("seconds") / wall * 100).round(0).cast(pl.Int64).cast(pl.String) + "%",
-        seconds=pl.col("seconds").round(1),
-    )
-    print(f"\n== time per step (wall {wall / 60:.1f} min, {len(run_ids)} runs) ==\n{_text(df)}")
-
-
-def _text(df) -> str:
-    """A polars frame as a plain text table (every row, no shape line)."""
-    import polars as pl
-
-    with pl.Config(
-        tbl_rows=500,
-        tbl_cols=50,
-        tbl_width_chars=250,
-        fmt_str_lengths=80,
-        tbl_hide_dataframe_shape=True,
-        tbl_hide_column_data_types=True,
-        tbl_formatting="NOTHING",
-    ):
-        return str(df)
-
-
-def _print_summary(root: Path) -> None:
-    from ealign_dagster.core.paths import Home
-    from ealign_dagster.core.store import Store
-
-    store = Store(Home.at(root).db)
-    for title, sql in [
-        (
-            "split sizes",
-            "SELECT scope, role, count(*) AS n, count(DISTINCT category) AS categories FROM splits GROUP BY ALL ORDER BY ALL",
-        ),
-        ("filter drops", "SELECT scope, reason, count(*) AS dropped FROM split_audit GROUP BY ALL ORDER BY ALL"),
-        (
-            "constitutional revisions",
-            "SELECT constitution, count(DISTINCT prompt_id) AS prompts,"
-            " round(count(*) FILTER (WHERE selected) / count(DISTINCT prompt_id), 3) AS prompt_acceptance, round(avg(accepted::INT), 3) AS candidate_acceptance,"
-            " sum(critique_tokens + revision_tokens) AS generated_tokens FROM cai_revisions GROUP BY ALL ORDER BY ALL",
-        ),
-        (
-            "sft examples",
-            "SELECT constitution, scope, count(*) AS examples, sum(n_tokens) AS tokens FROM sft_examples GROUP BY ALL ORDER BY ALL",
-        ),
-        (
-            "adapters",
-            "SELECT constitution, scope, adapter_id, steps, round(train_loss, 3) AS train_loss,"
-            " round(tokens_per_s, 1) AS tokens_per_s, round(seconds, 1) AS seconds, device FROM adapters ORDER BY ALL",
-        ),
-        (
-            "judge validation (held-back human labels)",
-            "SELECT judge, n, round(accuracy, 3) AS accuracy, round(roc_auc, 3) AS roc_auc FROM judge_validation ORDER BY judge",
-        ),
-        (
-            "judge agreement",
-            "SELECT judge_a, judge_b, n, round(agreement, 3) AS agreement, round(kappa, 3) AS kappa FROM judge_agreement",
-        ),
-        (
-            "safety: rate per model, all categories",
-            "SELECT coalesce(a.constitution, 'base') AS constitution, coalesce(a.scope, '') AS scope, s.judge, s.benchmark,"
-            " s.metric, s.n, round(s.rate, 3) AS rate, round(s.ci_low, 3) AS ci_low, round(s.ci_high, 3) AS ci_high, round(s.p_holm, 3) AS p_holm"
-            " FROM safety_scores s LEFT JOIN adapters a ON a.adapter_id = s.model_id"
-            " WHERE s.category = 'all' AND s.judge = (SELECT any_value(judge) FROM emergent_alignment) ORDER BY s.benchmark, constitution, scope",
-        ),
-        (
-            "emergent alignment (change vs base; negative = safer / less over-refusal)",
-            "SELECT constitution, scope, category_role, family, metric, n,"
-            " round(base_rate, 3) AS base, round(model_rate, 3) AS model, round(delta, 3) AS delta, round(ci_low, 3) AS ci_low,"
-            " round(ci_high, 3) AS ci_high, round(p_holm, 3) AS p_holm FROM emergent_alignment ORDER BY ALL",
-        ),
-        (
-            "projectability (logprob Likert; signature change vs base, ranked)",
-            "SELECT constitution, scope, round(signature, 3) AS signature,"
-            " round(signature_change, 3) AS change, round(change_ci_low, 3) AS ci_low, round(change_ci_high, 3) AS ci_high,"
-            " round(profile_fit, 3) AS profile_fit FROM projectability WHERE method = 'logprob' AND model_id <> 'base' ORDER BY change DESC",
-        ),
-        (
-            "known-persona validation (base model prompted as each persona)",
-            "SELECT persona, method, round(own_score, 3) AS own,"
-            " best_other_framework, round(best_other_score, 3) AS best_other, lands_highest FROM persona_validation ORDER BY method, persona",
-        ),
-    ]:
-        try:
-            df = store.query(sql, read_only=True)
-        except Exception:
-            continue
-        print(f"\n== {title} ==\n{_text(df)}")
 
 
 def cmd_sql(args) -> int:
@@ -266,6 +166,7 @@ def cmd_sql(args) -> int:
 
     from ealign_dagster.core.paths import Home
     from ealign_dagster.core.store import Store, read_only_statement
+    from ealign_dagster.summary import text_table
 
     root = Path(args.home or os.environ.get("EALIGN_HOME", ".ealign")).resolve()
     if not root.is_dir():
@@ -281,7 +182,7 @@ def cmd_sql(args) -> int:
         df = df.with_columns(pl.Series(c, [None if v is None else str(v) for v in df[c].to_list()]) for c in nested)
         sys.stdout.write(df.write_csv())
     else:
-        print(_text(df))
+        print(text_table(df))
     return 0
 
 

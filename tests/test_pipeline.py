@@ -212,5 +212,5 @@ def test_bad_input_fails_clearly_and_keeps_earlier_results(home, assets_copy):
     result = _materialize(home, "tiny", ["prompts"])
     assert not result.success
     msg = result.get_step_failure_events()[0].step_failure_data.error.cause.message
-    assert "bad.csv: not valid UTF-8" in msg
+    assert "bad.csv: line 2, column 18: not valid UTF-8" in msg
     assert _sql(home, "select count(*), any_value(run_id) from prompts") == before

@@ -1,6 +1,6 @@
 import json
 
-import pandas as pd
+import polars as pl
 import pytest
 
 from ealign_dagster.core.config import PromptsConfig, SourceConfig
@@ -38,7 +38,7 @@ def test_label_mapping_rules():
 
 
 def _csv(path, rows):
-    pd.DataFrame(rows).to_csv(path, index=False)
+    pl.DataFrame(rows).write_csv(path)
     return path
 
 
@@ -73,7 +73,7 @@ def test_file_source_duplicate_ids_and_empty(tmp_path):
 def test_file_source_non_utf8_is_named(tmp_path):
     path = tmp_path / "latin1.csv"
     path.write_bytes("prompt\nVoil\xe0 un caf\xe9 dangereux\n".encode("latin-1"))
-    with pytest.raises(InputError, match=r"latin1\.csv: not valid UTF-8"):
+    with pytest.raises(InputError, match=r"latin1\.csv: line 2, column 5: not valid UTF-8"):
         read_source(SourceConfig(name="l", kind="file", path=str(path)))
 
 
@@ -83,7 +83,7 @@ def test_jsonl_parquet_and_hf_dataset_sources(tmp_path):
         for i in range(4)
     ]
     (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    pd.DataFrame(rows).to_parquet(tmp_path / "a.parquet")
+    pl.DataFrame(rows).write_parquet(tmp_path / "a.parquet")
     import datasets
 
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "hfdir"))

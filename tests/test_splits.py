@@ -1,5 +1,5 @@
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from ealign_dagster.core.config import SplitsConfig
 from ealign_dagster.core.schemas import load_taxonomy
@@ -50,13 +50,17 @@ def _frame(extra=()):
         )
         vecs.append(v)
     vecs = np.array(vecs)
-    return pd.DataFrame(rows), vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    return pl.DataFrame(rows), vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
 
 
 def _vec_like(frame, vecs, prompt_id, jitter=0.02):
-    v = vecs[frame.index[frame.prompt_id == prompt_id][0]].copy()
+    v = vecs[frame["prompt_id"].index_of(prompt_id)].copy()
     v[-1] += jitter
     return v / np.linalg.norm(v)
+
+
+def _reason(audit, prompt_id):
+    return audit.filter(pl.col("prompt_id") == prompt_id)["reason"].to_list()
 
 
 CFG = SplitsConfig(
@@ -74,32 +78,28 @@ def test_broad_is_stratified_and_eval_shared():
     t = load_taxonomy()
     broad, audit, _ = build_split("broad", frame, vecs, t, CFG)
     narrow, _, _ = build_split("narrow_illegal", frame, vecs, t, CFG)
-    train = broad[broad.role == "train"]
-    assert train.groupby("category").size().to_dict() == {c: 3 for c in CATS}
-    assert set(broad[broad.role == "eval"].prompt_id) == set(narrow[narrow.role == "eval"].prompt_id)
-    assert len(broad[broad.role == "eval"]) == 2 * len(CATS)
-    assert audit.empty
+    train = broad.filter(pl.col("role") == "train")
+    assert dict(train.group_by("category").len().iter_rows()) == {c: 3 for c in CATS}
+    broad_eval, narrow_eval = (f.filter(pl.col("role") == "eval") for f in (broad, narrow))
+    assert set(broad_eval["prompt_id"]) == set(narrow_eval["prompt_id"])
+    assert broad_eval.height == 2 * len(CATS)
+    assert audit.is_empty()
 
 
 def test_narrow_scope_labels_held_out_flags_and_determinism():
     frame, vecs = _frame()
     t = load_taxonomy()
     rows, audit, drops = build_split("narrow_harassment", frame, vecs, t, CFG)
-    train, ev = rows[rows.role == "train"], rows[rows.role == "eval"]
-    assert set(train.category) == {"harassment_bullying"} and len(train) == 5
-    assert set(ev[ev.held_out].category) == {"chemical_biological"}
-    assert set(ev[ev.category == "harassment_bullying"].category_role) == {"trained"}
-    assert drops["label"] == 12 * (len(CATS) - 1) == (audit.reason == "label").sum()
-    again, _, _ = build_split(
-        "narrow_harassment",
-        frame.sample(frac=1, random_state=3),
-        vecs[frame.sample(frac=1, random_state=3).index],
-        t,
-        CFG,
-    )
-    assert sorted(again.prompt_id) == sorted(rows.prompt_id)
+    train, ev = rows.filter(pl.col("role") == "train"), rows.filter(pl.col("role") == "eval")
+    assert set(train["category"]) == {"harassment_bullying"} and train.height == 5
+    assert set(ev.filter("held_out")["category"]) == {"chemical_biological"}
+    assert set(ev.filter(pl.col("category") == "harassment_bullying")["category_role"]) == {"trained"}
+    assert drops["label"] == 12 * (len(CATS) - 1) == (audit["reason"] == "label").sum()
+    shuffled = np.random.default_rng(3).permutation(frame.height)
+    again, _, _ = build_split("narrow_harassment", frame[shuffled], vecs[shuffled], t, CFG)
+    assert sorted(again["prompt_id"]) == sorted(rows["prompt_id"])
     other_seed, _, _ = build_split("narrow_harassment", frame, vecs, t, CFG.model_copy(update={"seed": 7}))
-    assert set(other_seed[other_seed.role == "train"].prompt_id) != set(train.prompt_id)
+    assert set(other_seed.filter(pl.col("role") == "train")["prompt_id"]) != set(train["prompt_id"])
 
 
 def test_held_out_leakage_dropped_or_kept_and_contamination_dropped():
@@ -115,39 +115,43 @@ def test_held_out_leakage_dropped_or_kept_and_contamination_dropped():
     t = load_taxonomy()
     cfg = CFG.model_copy(update={"narrow_size": 100})
     rows, audit, drops = build_split("narrow_harassment", frame, vecs, t, cfg)
-    assert "zz-planted-chem" not in set(rows.prompt_id)
-    leak = audit[audit.reason == "held_out_similarity"]
-    assert leak.prompt_id.tolist() == ["zz-planted-chem"] and leak.score.iloc[0] >= 0.9
-    assert audit[audit.reason == "contamination"].prompt_id.tolist() == ["zz-dup-of-eval"]
-    assert "zz-dup-of-eval" not in set(rows.prompt_id)
+    assert "zz-planted-chem" not in set(rows["prompt_id"])
+    leak = audit.filter(pl.col("reason") == "held_out_similarity")
+    assert leak["prompt_id"].to_list() == ["zz-planted-chem"] and leak["score"][0] >= 0.9
+    assert audit.filter(pl.col("reason") == "contamination")["prompt_id"].to_list() == ["zz-dup-of-eval"]
+    assert "zz-dup-of-eval" not in set(rows["prompt_id"])
     # the same prompt does not leak into narrow_illegal's held-out category (misinformation)
     _, audit_illegal, _ = build_split("narrow_illegal", frame, vecs, t, cfg)
-    assert (audit_illegal.reason == "held_out_similarity").sum() == 0
+    assert (audit_illegal["reason"] == "held_out_similarity").sum() == 0
 
     kept, audit_kept, drops_kept = build_split(
         "narrow_harassment", frame, vecs, t, cfg.model_copy(update={"leakage_action": "keep"})
     )
-    row = kept[kept.prompt_id == "zz-planted-chem"]
-    assert len(row) == 1 and row.held_out_similarity.iloc[0] >= 0.9
+    row = kept.filter(pl.col("prompt_id") == "zz-planted-chem")
+    assert row.height == 1 and row["held_out_similarity"][0] >= 0.9
     assert drops_kept["held_out_leakage_kept"] == 1
 
 
 def test_low_confidence_assignments_stay_out_of_narrow_scopes():
     frame, vecs = _frame()
-    frame.loc[frame.prompt_id == "hara-train-00", ["assigned", "label_confidence"]] = [False, 0.3]
+    target = pl.col("prompt_id") == "hara-train-00"
+    frame = frame.with_columns(
+        assigned=pl.when(target).then(False).otherwise("assigned"),
+        label_confidence=pl.when(target).then(0.3).otherwise("label_confidence"),
+    )
     t = load_taxonomy()
     rows, audit, _ = build_split("narrow_harassment", frame, vecs, t, CFG.model_copy(update={"narrow_size": 100}))
-    assert "hara-train-00" not in set(rows.prompt_id)
-    assert audit.set_index("prompt_id").loc["hara-train-00", "reason"] == "unassigned"
+    assert "hara-train-00" not in set(rows["prompt_id"])
+    assert _reason(audit, "hara-train-00") == ["unassigned"]
     broad, _, _ = build_split("broad", frame, vecs, t, CFG.model_copy(update={"broad_per_category": 100}))
-    assert "hara-train-00" in set(broad.prompt_id)
+    assert "hara-train-00" in set(broad["prompt_id"])
 
 
 def test_length_bounds_drop_training_prompts():
     frame, vecs = _frame()
-    frame.loc[frame.prompt_id == "ille-train-00", "n_chars"] = 5
+    frame = frame.with_columns(n_chars=pl.when(pl.col("prompt_id") == "ille-train-00").then(5).otherwise("n_chars"))
     rows, audit, _ = build_split(
         "narrow_illegal", frame, vecs, load_taxonomy(), CFG.model_copy(update={"narrow_size": 100})
     )
-    assert "ille-train-00" not in set(rows.prompt_id)
-    assert audit.set_index("prompt_id").loc["ille-train-00", "reason"] == "length"
+    assert "ille-train-00" not in set(rows["prompt_id"])
+    assert _reason(audit, "ille-train-00") == ["length"]

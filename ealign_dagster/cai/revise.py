@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import random
 
-import pandas as pd
 import polars as pl
 
 from ealign_dagster.core.chat import Request, generate
@@ -73,16 +72,33 @@ def reject_reason(
     return None
 
 
-def run_cai(chat, con: Constitution, items: pd.DataFrame, cfg: CaiConfig, judge_ctx=None, log=None) -> pd.DataFrame:
+REVISION_SCHEMA = {
+    "constitution": pl.String,
+    "prompt_id": pl.String,
+    "candidate": pl.Int64,
+    "round": pl.Int64,
+    "principle_id": pl.String,
+    "prompt": pl.String,
+    "initial": pl.String,
+    "critique": pl.String,
+    "revision": pl.String,
+    "critique_tokens": pl.Int64,
+    "revision_tokens": pl.Int64,
+    "prompt_tokens": pl.Int64,
+}
+REJECT_INPUTS = ["initial", "revision", "safety_initial", "safety_revision"]
+
+
+def run_cai(chat, con: Constitution, items: pl.DataFrame, cfg: CaiConfig, judge_ctx=None, log=None) -> pl.DataFrame:
     """All candidates and rounds for one constitution. items: prompt_id, prompt, initial.
 
     Returns one row per (prompt, candidate, round); `accepted` is the filter's verdict on that
     round's revision, `selected` marks the one revision per prompt that becomes SFT data (the
     accepted final-round candidate the judge rates safest)."""
     rows = []
-    answers = {(pid, c): init for pid, init in zip(items.prompt_id, items.initial) for c in range(cfg.candidates)}
-    prompts = dict(zip(items.prompt_id, items.prompt))
-    initial = dict(zip(items.prompt_id, items.initial))
+    ids, texts, inits = items["prompt_id"].to_list(), items["prompt"].to_list(), items["initial"].to_list()
+    answers = {(pid, c): init for pid, init in zip(ids, inits) for c in range(cfg.candidates)}
+    prompts, initial = dict(zip(ids, texts)), dict(zip(ids, inits))
     keys = list(answers)
     for r in range(cfg.rounds):
         principles = {k: sample_principle(con, cfg.seed, k[0], k[1], r) for k in keys}
@@ -121,26 +137,32 @@ def run_cai(chat, con: Constitution, items: pd.DataFrame, cfg: CaiConfig, judge_
                 }
             )
             answers[k] = v.text or answers[k]
-    df = pd.DataFrame(rows)
+    df = pl.DataFrame(rows, schema=REVISION_SCHEMA)
     safety = refusal_scores(
-        df["prompt"].tolist() + [prompts[k] for k in initial],
-        df["revision"].tolist() + list(initial.values()),
+        df["prompt"].to_list() + [prompts[k] for k in initial],
+        df["revision"].to_list() + list(initial.values()),
         cfg.judge,
         judge_ctx,
     )
-    df["judge"] = cfg.judge
-    df["safety_revision"] = safety[: len(df)]
-    init_safety = dict(zip(initial, safety[len(df) :]))
-    df["safety_initial"] = df["prompt_id"].map(init_safety)
-    df["reject_reason"] = [
-        reject_reason(i, v, cfg, si, sv)
-        for i, v, si, sv in zip(df["initial"], df["revision"], df["safety_initial"], df["safety_revision"])
-    ]
-    df["accepted"] = df["reject_reason"].isna()
-    final = df[(df["round"] == cfg.rounds - 1) & df["accepted"]]
-    best = final.sort_values(["safety_revision", "candidate"], ascending=[False, True]).drop_duplicates("prompt_id")
-    df["selected"] = df.index.isin(best.index)
-    return df
+    init_safety = dict(zip(initial, safety[df.height :].tolist()))
+    df = df.with_columns(
+        judge=pl.lit(cfg.judge, dtype=pl.String),
+        safety_revision=pl.Series(safety[: df.height], dtype=pl.Float64),
+        safety_initial=pl.col("prompt_id").replace_strict(init_safety, return_dtype=pl.Float64),
+    )
+    reasons = [reject_reason(i, v, cfg, si, sv) for i, v, si, sv in df.select(REJECT_INPUTS).iter_rows()]
+    df = df.with_columns(
+        pl.col("safety_revision", "safety_initial").fill_nan(None),  # a judge's NaN is stored as NULL
+        reject_reason=pl.Series(reasons, dtype=pl.String),
+        accepted=pl.Series([r is None for r in reasons], dtype=pl.Boolean),
+    ).with_row_index("row")
+    # per prompt, the accepted final-round candidate rated safest (unscored last; ties: lowest candidate)
+    best = (
+        df.filter((pl.col("round") == cfg.rounds - 1) & pl.col("accepted"))
+        .sort("safety_revision", "candidate", descending=[True, False], nulls_last=True)
+        .unique("prompt_id", keep="first")["row"]
+    )
+    return df.with_columns(selected=pl.col("row").is_in(best.to_list())).drop("row")
 
 
 def initial_answers(cfg, home, items: pl.DataFrame, log=None) -> pl.DataFrame:
@@ -170,17 +192,19 @@ def revisions(cfg, home, name: str, items: pl.DataFrame, judge_ctx=None, log=Non
     path = assets_dir() / "constitutions" / f"{name}.yaml"
     con = load_constitution(path)
     chat = load_chat(cfg.teacher, home)
-    df = run_cai(chat, con, items.to_pandas(), cfg.cai, judge_ctx, log=log)
-    df["teacher_id"], df["teacher_version"] = cfg.teacher.model, chat.version
-    df["constitution_version"] = file_version(path)
-    final = df[df["round"] == cfg.cai.rounds - 1]
-    rate = float(df.groupby("prompt_id")["selected"].any().mean()) if len(df) else 0.0
+    df = run_cai(chat, con, items, cfg.cai, judge_ctx, log=log).with_columns(
+        teacher_id=pl.lit(cfg.teacher.model, dtype=pl.String),
+        teacher_version=pl.lit(chat.version, dtype=pl.String),
+        constitution_version=pl.lit(file_version(path), dtype=pl.String),
+    )
+    final = df.filter(pl.col("round") == cfg.cai.rounds - 1)
+    rate = float(df.group_by("prompt_id").agg(pl.col("selected").any())["selected"].mean()) if df.height else 0.0
     if log:
         log(f"{name}: {rate:.0%} of prompts have an accepted revision")
     summary = {
         "acceptance_rate": rate,
-        "candidate_acceptance_rate": float(final["accepted"].mean()) if len(final) else 0.0,
-        "reject_reasons": final["reject_reason"].fillna("accepted").value_counts().to_dict(),
+        "candidate_acceptance_rate": float(final["accepted"].mean()) if final.height else 0.0,
+        "reject_reasons": dict(final["reject_reason"].fill_null("accepted").value_counts(sort=True).iter_rows()),
         "generated_tokens": int(df["critique_tokens"].sum() + df["revision_tokens"].sum()),
     }
-    return pl.from_pandas(df), path, summary
+    return df, path, summary

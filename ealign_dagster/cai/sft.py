@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import polars as pl
 
 from ealign_dagster.core.config import SftConfig
@@ -19,6 +18,7 @@ SFT_COLUMNS = [
     "n_tokens",
     "response_tokens",
 ]
+WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())  # what str.strip() strips
 
 
 def token_counts(tokenizer, prompts: list[str], responses: list[str]) -> tuple[list[int], list[int]]:
@@ -35,26 +35,28 @@ def token_counts(tokenizer, prompts: list[str], responses: list[str]) -> tuple[l
 
 
 def build_sft(
-    constitution: str, scope: str, train: pd.DataFrame, revisions: pd.DataFrame, tokenizer, cfg: SftConfig
-) -> tuple[pd.DataFrame, dict]:
+    constitution: str, scope: str, train: pl.DataFrame, revisions: pl.DataFrame, tokenizer, cfg: SftConfig
+) -> tuple[pl.DataFrame, dict]:
     """train: prompt_id, category (the scope's training rows); revisions: the constitution's
     cai_revisions rows. Returns the examples and counts of what was left out and why."""
-    chosen = revisions[revisions["selected"]].drop_duplicates("prompt_id")
-    df = train[["prompt_id", "category"]].merge(
-        chosen[["prompt_id", "prompt", "revision", "principle_id"]], on="prompt_id", how="left"
+    chosen = revisions.filter(pl.col("selected")).unique("prompt_id", keep="first")
+    df = train.select("prompt_id", "category").join(
+        chosen.select("prompt_id", "prompt", "revision", "principle_id"),
+        on="prompt_id",
+        how="left",
+        maintain_order="left",
     )
-    counts = {"no_accepted_revision": int(df["revision"].isna().sum())}
-    df = df.dropna(subset=["revision"]).rename(columns={"revision": "response"})
-    dup = df["response"].str.strip().duplicated()  # one teacher reply reused verbatim teaches a template
-    counts["duplicate_response"] = int(dup.sum())
-    df = df[~dup]
-    df["constitution"], df["scope"] = constitution, scope
-    df["n_tokens"], df["response_tokens"] = (
-        token_counts(tokenizer, df["prompt"].tolist(), df["response"].tolist()) if len(df) else ([], [])
-    )
-    ok = (df["response_tokens"] >= cfg.min_tokens) & (df["n_tokens"] <= cfg.max_tokens)
-    counts["token_length"] = int((~ok).sum())
-    return df.loc[ok, SFT_COLUMNS].reset_index(drop=True), counts
+    counts = {"no_accepted_revision": df["revision"].null_count()}
+    df = df.drop_nulls("revision").rename({"revision": "response"})
+    # one teacher reply reused verbatim teaches a template
+    dup = ~pl.col("response").str.strip_chars(WHITESPACE).is_first_distinct()
+    counts["duplicate_response"] = df.select(dup.sum()).item()
+    df = df.filter(~dup).with_columns(constitution=pl.lit(constitution), scope=pl.lit(scope))
+    total, resp = token_counts(tokenizer, df["prompt"].to_list(), df["response"].to_list())
+    df = df.with_columns(n_tokens=pl.Series(total, dtype=pl.Int64), response_tokens=pl.Series(resp, dtype=pl.Int64))
+    ok = (pl.col("response_tokens") >= cfg.min_tokens) & (pl.col("n_tokens") <= cfg.max_tokens)
+    counts["token_length"] = df.select((~ok).sum()).item()
+    return df.filter(ok).select(SFT_COLUMNS), counts
 
 
 def sft_examples(cfg, home, store, name: str, scope: str, versions: dict) -> tuple[pl.DataFrame, dict]:
@@ -67,8 +69,8 @@ def sft_examples(cfg, home, store, name: str, scope: str, versions: dict) -> tup
     train = store.query("SELECT prompt_id, category FROM splits WHERE scope = ? AND role = 'train'", [scope])
     revs = store.table("cai_revisions", "WHERE constitution = ?", [name])
     tok = AutoTokenizer.from_pretrained(resolve(cfg.student.model, home.models))
-    df, dropped = build_sft(name, scope, train.to_pandas(), revs.to_pandas(), tok, cfg.sft)
-    df = pl.from_pandas(df).with_columns(
+    df, dropped = build_sft(name, scope, train, revs, tok, cfg.sft)
+    df = df.with_columns(
         split_version=pl.lit(versions.get(f"splits[{scope}]"), dtype=pl.String),
         cai_version=pl.lit(versions.get(f"cai_revisions[{name}]"), dtype=pl.String),
         constitution_version=pl.lit(revs["constitution_version"][0] if revs.height else "", dtype=pl.String),

@@ -2,7 +2,6 @@
 came from; `source_files` records the files behind each source's version."""
 
 import dagster as dg
-import polars as pl
 
 from ealign_dagster.inputs.assets import prompt_source_files, taxonomy_file
 from ealign_dagster.orchestration.automation import eager
@@ -21,9 +20,8 @@ def prompts(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.Mat
     from ealign_dagster.prompts.sources import source_file_rows
 
     cfg = ealign.cfg.prompts
-    df, versions, counts = build_prompts(cfg, load_taxonomy(), ealign.paths.cache, log=context.log.info)
+    rows, versions, counts = build_prompts(cfg, load_taxonomy(), ealign.paths.cache, log=context.log.info)
     files = source_file_rows(cfg, versions)
-    rows = pl.from_pandas(df)
     dropped = {k: v for k, v in counts.items() if k.endswith(("duplicate", "excluded", "threshold"))}
     return write(
         context, ealign.store, {"prompts": rows, "source_files": files},

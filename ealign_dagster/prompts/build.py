@@ -4,32 +4,32 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pandas as pd
+import polars as pl
 
 from ealign_dagster.core.config import PromptsConfig
 from ealign_dagster.core.embeddings import embed, nearest
 from ealign_dagster.core.schemas import InputError, Taxonomy
 from ealign_dagster.prompts.sources import map_labels, prompt_id, read_source
 
-PROMPT_COLUMNS = [
-    "prompt_id",
-    "source",
-    "source_ref",
-    "source_version",
-    "role",
-    "text",
-    "category",
-    "subcategory",
-    "functional_category",
-    "source_labels",
-    "label_origin",
-    "label_confidence",
-    "assigned",
-    "n_chars",
-]
+PROMPT_SCHEMA = {
+    "prompt_id": pl.String,
+    "source": pl.String,
+    "source_ref": pl.String,
+    "source_version": pl.String,
+    "role": pl.String,
+    "text": pl.String,
+    "category": pl.String,
+    "subcategory": pl.String,
+    "functional_category": pl.String,
+    "source_labels": pl.String,
+    "label_origin": pl.String,
+    "label_confidence": pl.Float64,
+    "assigned": pl.Boolean,
+    "n_chars": pl.Int64,
+}
 
 
-def build_prompts(cfg: PromptsConfig, taxonomy: Taxonomy, cache_dir=None, log=print) -> tuple[pd.DataFrame, dict, dict]:
+def build_prompts(cfg: PromptsConfig, taxonomy: Taxonomy, cache_dir=None, log=print) -> tuple[pl.DataFrame, dict, dict]:
     """Read every source, map labels, assign the rest by nearest labelled neighbour.
 
     Returns (rows, {source: version}, counts). Evaluation sources are read first, so a text that is
@@ -78,19 +78,29 @@ def build_prompts(cfg: PromptsConfig, taxonomy: Taxonomy, cache_dir=None, log=pr
                 }
             )
         log(f"source {s.name}: {len(data.rows)} rows read (version {data.version})")
-    df = pd.DataFrame(rows, columns=PROMPT_COLUMNS)
-    todo = df["category"].isna().to_numpy()
+    df = pl.DataFrame(rows, schema=PROMPT_SCHEMA, strict=False)
+    todo = df["category"].is_null().to_numpy()
     if todo.any():
-        labelled = ~todo
-        if not labelled.any():
+        if todo.all():
             raise InputError("no source carries taxonomy labels: nothing to assign unlabeled prompts from")
-        vecs = embed(df["text"].tolist(), cfg.embedding_model, cache_dir, log=log)
-        idx, sim = nearest(vecs[todo], vecs[labelled])
-        anchors = df.loc[labelled, "category"].to_numpy()
-        df.loc[todo, "category"] = anchors[idx]
-        df.loc[todo, "label_confidence"] = sim.round(4)
-        df.loc[todo, "assigned"] = sim >= cfg.assign_threshold
+        vecs = embed(df["text"].to_list(), cfg.embedding_model, cache_dir, log=log)
+        idx, sim = nearest(vecs[todo], vecs[~todo])
+        near = pl.DataFrame(
+            {
+                "prompt_id": df.filter(todo)["prompt_id"],
+                "near": df.filter(~todo)["category"].gather(idx),
+                "sim": sim.round(4).astype(float),
+                "above": sim >= cfg.assign_threshold,
+            }
+        )
+        df = (
+            df.join(near, on="prompt_id", how="left", maintain_order="left")
+            .with_columns(
+                category=pl.coalesce("category", "near"),
+                label_confidence=pl.coalesce("sim", "label_confidence"),
+                assigned=pl.coalesce("above", "assigned"),
+            )
+            .drop("near", "sim", "above")
+        )
         counts["embedding_below_threshold"] = int((sim < cfg.assign_threshold).sum())
-    df["assigned"] = df["assigned"].astype(bool)
-    df["label_confidence"] = df["label_confidence"].astype(float)
     return df, versions, dict(counts)

@@ -26,12 +26,11 @@ def splits(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.Mate
     frame, vecs = load_prompts_with_vectors(ealign.store, cfg.prompts.embedding_model, ealign.paths.cache,
                                             context.log.info)  # fmt: skip
     rows, audit, drops = build_split(scope, frame, vecs, load_taxonomy(), cfg.splits)
-    rows = pl.from_pandas(rows)
     version = data_version(rows)
     context.log.info(f"{scope}: {rows.filter(pl.col('role') == 'train').height} train; dropped {drops}")
     return write(
         context, ealign.store, {"splits": rows.with_columns(split_version=pl.lit(version)),
-                                "split_audit": pl.from_pandas(audit)},
+                                "split_audit": audit},
         where={"scope": scope}, version=version, inputs={"profile.splits": ealign.version("splits")},
         preview=["role", "prompt_id", "category", "category_role", "source"],
         metadata={"dropped_by_reason": counts_md(drops, "reason")},

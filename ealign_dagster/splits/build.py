@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from ealign_dagster.core.config import SplitsConfig
 from ealign_dagster.core.schemas import Taxonomy
@@ -40,21 +40,26 @@ def max_similarity(vecs: np.ndarray, rows: np.ndarray, anchors: np.ndarray) -> n
     return (vecs[rows] @ vecs[anchors].T).max(axis=1)
 
 
-def held_out_anchors(prompts: pd.DataFrame, held_out: str | None) -> np.ndarray:
+def _mask(frame: pl.DataFrame, expr: pl.Expr) -> np.ndarray:
+    """A boolean expression over a frame as a numpy mask (null counts as False)."""
+    return frame.select(expr.fill_null(False)).to_series().to_numpy()
+
+
+def held_out_anchors(prompts: pl.DataFrame, held_out: str | None) -> np.ndarray:
     """Prompts of the held-out category, from any source and role."""
     if held_out is None:
-        return np.zeros(len(prompts), dtype=bool)
-    return ((prompts["category"] == held_out) & prompts["assigned"]).to_numpy()
+        return np.zeros(prompts.height, dtype=bool)
+    return _mask(prompts, (pl.col("category") == held_out) & pl.col("assigned"))
 
 
 def held_out_probability(
-    prompts: pd.DataFrame, vecs: np.ndarray, held_out: str | None, queries: np.ndarray
+    prompts: pl.DataFrame, vecs: np.ndarray, held_out: str | None, queries: np.ndarray
 ) -> np.ndarray:
     """Probability that each query embedding belongs to the held-out category, from a logistic
     regression on embeddings fit to the evaluation prompts' labels (expert labels, and independent
     of the training pools under test). Zeros when there is no held-out category."""
-    labelled = ((prompts["role"] == "eval") & prompts["category"].notna()).to_numpy()
-    cats = prompts.loc[labelled, "category"].to_numpy()
+    labelled = _mask(prompts, (pl.col("role") == "eval") & pl.col("category").is_not_null())
+    cats = prompts.filter(labelled)["category"].to_numpy()
     if held_out is None or len(queries) == 0 or held_out not in set(cats) or len(set(cats)) < 2:
         return np.zeros(len(queries))
     from sklearn.linear_model import LogisticRegression
@@ -66,43 +71,42 @@ def held_out_probability(
 
 
 def build_split(
-    scope: str, prompts: pd.DataFrame, vecs: np.ndarray, taxonomy: Taxonomy, cfg: SplitsConfig
-) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    scope: str, prompts: pl.DataFrame, vecs: np.ndarray, taxonomy: Taxonomy, cfg: SplitsConfig
+) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """Rows of `splits` and `split_audit` for one scope, plus drop counts per reason."""
     spec = taxonomy.scopes[scope]
-    prompts = prompts.reset_index(drop=True)
     covers_all = set(spec.categories) == set(taxonomy.categories)
-    audit: list[dict] = []
+    audit: list[pl.DataFrame] = []
 
-    def drop(mask: np.ndarray, reason: str, score, threshold=None) -> None:
-        for (_, r), s in zip(prompts[mask].iterrows(), np.broadcast_to(score, int(mask.sum()))):
-            audit.append(
-                {
-                    "scope": scope,
-                    "prompt_id": r.prompt_id,
-                    "source": r.source,
-                    "category": r.category,
-                    "reason": reason,
-                    "score": None if s is None else float(s),
-                    "threshold": threshold,
-                }
+    def drop(mask: np.ndarray, reason: str, score: np.ndarray, threshold: float | None = None) -> None:
+        audit.append(
+            prompts.filter(mask).select(
+                pl.lit(scope).alias("scope"),
+                "prompt_id",
+                "source",
+                "category",
+                pl.lit(reason).alias("reason"),
+                pl.Series("score", score, dtype=pl.Float64, nan_to_null=True),
+                pl.lit(threshold, dtype=pl.Float64).alias("threshold"),
             )
+        )
 
-    is_eval = (prompts["role"] == "eval").to_numpy()
-    in_bounds = prompts["n_chars"].between(cfg.min_chars, cfg.max_chars).to_numpy()
+    is_eval = _mask(prompts, pl.col("role") == "eval")
+    in_bounds = _mask(prompts, pl.col("n_chars").is_between(cfg.min_chars, cfg.max_chars))
+    confidence = prompts["label_confidence"].to_numpy()
     alive = ~is_eval
     drop(alive & ~in_bounds, "length", prompts["n_chars"].to_numpy()[alive & ~in_bounds])
     alive &= in_bounds
 
-    off_scope = alive & ~prompts["category"].isin(spec.categories).to_numpy()
-    drop(off_scope, "label", prompts["label_confidence"].to_numpy()[off_scope])
+    off_scope = alive & ~_mask(prompts, pl.col("category").is_in(spec.categories))
+    drop(off_scope, "label", confidence[off_scope])
     alive &= ~off_scope
     if not covers_all:  # low-confidence assignments stay out of narrow scopes
-        weak = alive & ~prompts["assigned"].to_numpy()
-        drop(weak, "unassigned", prompts["label_confidence"].to_numpy()[weak])
+        weak = alive & ~_mask(prompts, pl.col("assigned"))
+        drop(weak, "unassigned", confidence[weak])
         alive &= ~weak
 
-    held_sim, held_p = np.zeros(len(prompts)), np.zeros(len(prompts))
+    held_sim, held_p = np.zeros(prompts.height), np.zeros(prompts.height)
     held_sim[alive] = max_similarity(vecs, alive, held_out_anchors(prompts, spec.held_out))
     held_p[alive] = held_out_probability(prompts, vecs, spec.held_out, vecs[alive])
     near = alive & (held_sim >= cfg.leakage_threshold)
@@ -113,67 +117,66 @@ def build_split(
     if cfg.leakage_action == "drop":
         alive &= ~leak
 
-    eval_sim = np.zeros(len(prompts))
+    eval_sim = np.zeros(prompts.height)
     eval_sim[alive] = max_similarity(vecs, alive, is_eval)
     dup = alive & (eval_sim >= cfg.contamination_threshold)
     drop(dup, "contamination", eval_sim[dup], cfg.contamination_threshold)
     alive &= ~dup
 
-    pool = prompts[alive]
+    pool = prompts.filter(alive)
     if covers_all:
         train_ids = [
             pid
             for cat in spec.categories
             for pid in _sample(
-                pool.loc[pool["category"] == cat, "prompt_id"].tolist(),
+                pool.filter(pl.col("category") == cat)["prompt_id"].to_list(),
                 cfg.broad_per_category,
                 f"{cfg.seed}:{scope}:{cat}",
             )
         ]
     else:
-        train_ids = _sample(pool["prompt_id"].tolist(), cfg.narrow_size, f"{cfg.seed}:{scope}")
+        train_ids = _sample(pool["prompt_id"].to_list(), cfg.narrow_size, f"{cfg.seed}:{scope}")
 
     # The evaluation set does not depend on the scope: same prompts, roles flagged per scope.
-    ev = prompts[is_eval & in_bounds & prompts["category"].isin(taxonomy.categories).to_numpy()]
+    ev = prompts.filter(is_eval & in_bounds & _mask(prompts, pl.col("category").is_in(taxonomy.categories)))
     eval_ids = [
         pid
         for cat in taxonomy.categories
         for pid in _sample(
-            ev.loc[ev["category"] == cat, "prompt_id"].tolist(), cfg.eval_per_category, f"{cfg.seed}:eval:{cat}"
+            ev.filter(pl.col("category") == cat)["prompt_id"].to_list(),
+            cfg.eval_per_category,
+            f"{cfg.seed}:eval:{cat}",
         )
     ]
 
-    sims = pd.DataFrame(
-        {
-            "prompt_id": prompts["prompt_id"],
-            "held_out_similarity": held_sim,
-            "held_out_probability": held_p,
-            "eval_similarity": eval_sim,
-        }
+    sims = {"held_out_similarity": held_sim, "held_out_probability": held_p, "eval_similarity": eval_sim}
+    picked = pl.DataFrame(
+        {"prompt_id": train_ids + eval_ids, "role": ["train"] * len(train_ids) + ["eval"] * len(eval_ids)},
+        schema={"prompt_id": pl.String, "role": pl.String},
     )
-    rows = []
-    for role, ids in (("train", train_ids), ("eval", eval_ids)):
-        part = prompts.set_index("prompt_id").loc[ids].reset_index()
-        part["role"] = role
-        rows.append(part)
-    out = pd.concat(rows, ignore_index=True).merge(sims, on="prompt_id", how="left")
-    out.loc[out["role"] == "eval", ["held_out_similarity", "held_out_probability", "eval_similarity"]] = np.nan
-    out["scope"] = scope
-    out["category_role"] = [taxonomy.category_role(scope, c) for c in out["category"]]
-    out["held_out"] = out["category"] == spec.held_out
-    counts = pd.DataFrame(audit, columns=AUDIT_COLUMNS)["reason"].value_counts().to_dict()
+    roles = {c: taxonomy.category_role(scope, c) for c in taxonomy.categories}
+    out = picked.join(
+        prompts.drop("role").with_columns(**sims), on="prompt_id", how="left", maintain_order="left"
+    ).with_columns(
+        *(pl.when(pl.col("role") == "train").then(c).alias(c) for c in sims),
+        scope=pl.lit(scope),
+        category_role=pl.col("category").replace_strict(roles, return_dtype=pl.String),
+        held_out=(pl.col("category") == pl.lit(spec.held_out, dtype=pl.String)).fill_null(False),
+    )
+    audit_rows = pl.concat(audit).select(AUDIT_COLUMNS)
+    counts = dict(audit_rows["reason"].value_counts(sort=True).iter_rows())
     if leak.any() and cfg.leakage_action == "keep":
         counts["held_out_leakage_kept"] = int(leak.sum())
-    return out[SPLIT_COLUMNS], pd.DataFrame(audit, columns=AUDIT_COLUMNS), counts
+    return out.select(SPLIT_COLUMNS), audit_rows, counts
 
 
-def load_prompts_with_vectors(store, model: str, cache_dir=None, log=None) -> tuple[pd.DataFrame, np.ndarray]:
-    """The prompts table (pandas, for the split logic) and its embeddings, in prompt_id order."""
+def load_prompts_with_vectors(store, model: str, cache_dir=None, log=None) -> tuple[pl.DataFrame, np.ndarray]:
+    """The prompts table and its embeddings, in prompt_id order."""
     from ealign_dagster.core.embeddings import embed
 
     if not store.path.exists():
         raise ValueError(f"{store.path}: the prompts table does not exist yet: materialize `prompts` first")
-    frame = store.table("prompts", "ORDER BY prompt_id").to_pandas()
-    if frame.empty:
+    frame = store.table("prompts", "ORDER BY prompt_id")
+    if frame.is_empty():
         raise ValueError("the prompts table is empty: materialize `prompts` first")
-    return frame, embed(frame["text"].tolist(), model, cache_dir, log=log)
+    return frame, embed(frame["text"].to_list(), model, cache_dir, log=log)
