@@ -7,14 +7,12 @@ import dagster as dg
 from ealign_dagster.orchestration import automation
 from ealign_dagster.orchestration.resources import default_resources
 
-# Pipeline order; each stage folder holds its assets (and checks) beside its pure logic.
+# Pipeline order; each stage folder holds its assets (and their checks) beside its pure logic.
 STAGES = ("inputs", "prompts", "splits", "cai", "training", "evaluation", "judges", "safety", "persona", "report")
-CHECKS = ("splits", "cai")
 
 
 def stage_modules() -> list:
-    mods = [importlib.import_module(f"ealign_dagster.{s}.assets") for s in STAGES]
-    return mods + [importlib.import_module(f"ealign_dagster.{s}.checks") for s in CHECKS]
+    return [importlib.import_module(f"ealign_dagster.{s}.assets") for s in STAGES]
 
 
 @dg.definitions

@@ -99,3 +99,17 @@ def test_limit_is_a_seeded_sample():
     a = read_source(SourceConfig(name="advbench", kind="advbench", limit=30))
     b = read_source(SourceConfig(name="advbench", kind="advbench", limit=30))
     assert [r.text for r in a.rows] == [r.text for r in b.rows] and len(a.rows) == 30
+
+
+def test_control_characters_are_removed_and_counted(tmp_path):
+    """NUL and other control characters never reach a model: removed, counted per row and per source
+    (before: kept in the text and trained on)."""
+    from ealign_dagster.prompts.build import clean_text
+
+    assert clean_text("  Write\x00 a threat\x1b[0m\tnow\n") == ("Write a threat[0m\tnow", 2)
+    path = _csv(tmp_path / "ctl.csv", [{"prompt": "Write an insulting\x00 note to a coworker", "cat": "harassment_bullying"},
+                                       {"prompt": "Insult my neighbour in a letter", "cat": "harassment_bullying"}])  # fmt: skip
+    cfg = PromptsConfig(sources=[SourceConfig(name="ctl", kind="file", path=str(path), category_column="cat")])
+    df, _, counts = build_prompts(cfg, load_taxonomy(), log=lambda m: None)
+    assert "\x00" not in "".join(df["text"]) and sorted(df["control_chars_removed"]) == [0, 1]
+    assert counts["ctl:control_chars_removed"] == 1

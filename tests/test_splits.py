@@ -149,9 +149,15 @@ def test_low_confidence_assignments_stay_out_of_narrow_scopes():
 
 def test_length_bounds_drop_training_prompts():
     frame, vecs = _frame()
-    frame = frame.with_columns(n_chars=pl.when(pl.col("prompt_id") == "ille-train-00").then(5).otherwise("n_chars"))
+    length = pl.when(pl.col("prompt_id") == "ille-train-00").then(5)
+    frame = frame.with_columns(
+        n_chars=length.when(pl.col("prompt_id") == "ille-train-01").then(9000).otherwise("n_chars")
+    )
     rows, audit, _ = build_split(
         "narrow_illegal", frame, vecs, load_taxonomy(), CFG.model_copy(update={"narrow_size": 100})
     )
-    assert "ille-train-00" not in set(rows["prompt_id"])
+    assert not {"ille-train-00", "ille-train-01"} & set(rows["prompt_id"])
     assert _reason(audit, "ille-train-00") == ["length"]
+    # the audit records the bound each broke (before: no threshold)
+    bounds = dict(audit.filter(reason="length").select("prompt_id", "threshold").iter_rows())
+    assert bounds == {"ille-train-00": CFG.min_chars, "ille-train-01": CFG.max_chars}

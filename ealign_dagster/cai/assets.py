@@ -1,12 +1,16 @@
 """Base models, the student's initial answers, constitutional revisions and the SFT datasets."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 
+from ealign_dagster.cai.expectations import SFT_CHECKS
 from ealign_dagster.inputs.assets import constitution_files
 from ealign_dagster.orchestration.automation import eager
+from ealign_dagster.orchestration.checks import expectation_specs
 from ealign_dagster.orchestration.partitions import CONSTITUTION_X_SCOPE, CONSTITUTIONS
 from ealign_dagster.orchestration.resources import EalignResource
-from ealign_dagster.orchestration.write import counts_md, owns, upstream_versions, write
+from ealign_dagster.orchestration.write import counts_md, owns, upstream_versions, write, write_checked
 from ealign_dagster.splits.assets import splits
 
 GROUP = dict(group_name="cai", pool="duckdb", automation_condition=eager())
@@ -60,15 +64,21 @@ def cai_revisions(context: dg.AssetExecutionContext, ealign: EalignResource) -> 
     deps=[dg.AssetDep(cai_revisions, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("constitution")),
           dg.AssetDep(splits, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("scope"))],
     partitions_def=CONSTITUTION_X_SCOPE, **GROUP, kinds={"duckdb"}, metadata=owns("sft_examples"),
+    check_specs=expectation_specs(SFT_CHECKS, "sft_datasets", CONSTITUTION_X_SCOPE),
 )  # fmt: skip
-def sft_datasets(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
-    """Chat examples (prompt, accepted revision) for one constitution x scope."""
+def sft_datasets(context: dg.AssetExecutionContext, ealign: EalignResource) -> Iterator:
+    """Chat examples (prompt, accepted revision) for one constitution x scope, validated by its
+    blocking GX checks before they replace the previous examples."""
+    from ealign_dagster.cai.expectations import check_sft
     from ealign_dagster.cai.sft import sft_examples
 
     keys = context.partition_key.keys_by_dimension
     name, scope = keys["constitution"], keys["scope"]
     df, dropped = sft_examples(ealign.cfg, ealign.paths, ealign.store, name, scope, upstream_versions(context))
-    return write(context, ealign.store, {"sft_examples": df}, where={"constitution": name, "scope": scope},
-                 version=df["sft_version"][0] if df.height else None, inputs={"sft": ealign.version("sft")},
-                 preview=["prompt_id", "category", "prompt", "response", "n_tokens"],
-                 metadata={"left_out": counts_md(dropped, "reason")})  # fmt: skip
+    suite = lambda staged: check_sft(staged, name, scope, ealign.cfg.sft)  # noqa: E731
+    yield from write_checked(context, ealign.store, {"sft_examples": df}, suite,
+                             {"partition": str(context.partition_key), "rows": df.height},
+                             where={"constitution": name, "scope": scope}, inputs={"sft": ealign.version("sft")},
+                             version=df["sft_version"][0] if df.height else None,
+                             preview=["prompt_id", "category", "prompt", "response", "n_tokens"],
+                             metadata={"left_out": counts_md(dropped, "reason")})  # fmt: skip

@@ -35,3 +35,15 @@ def sft_frames(rows: pd.DataFrame, eval_ids: list[str], min_tokens: int, max_tok
         ),
     ]
     return {"sft": (df, expectations, "prompt_id")}
+
+
+def check_sft(store, constitution: str, scope: str, cfg) -> dict:
+    """Validate one constitution x scope's SFT examples as the store holds them: {check: outcome}."""
+    from ealign_dagster.core.expectations import validate_frames
+
+    rows = store.query(
+        "SELECT prompt_id, response, n_tokens, response_tokens FROM sft_examples WHERE constitution = ? AND scope = ?",
+        [constitution, scope],
+    ).to_pandas()
+    eval_ids = store.query("SELECT DISTINCT prompt_id FROM splits WHERE role = 'eval'")["prompt_id"].to_list()
+    return validate_frames(sft_frames(rows, eval_ids, cfg.min_tokens, cfg.max_tokens), list(SFT_CHECKS))

@@ -117,9 +117,13 @@ class Store:
             for ddl in schema + views:
                 con.execute(ddl)
 
-    def replace_many(self, writes: list[tuple[str, pl.DataFrame, dict]], lineage: Lineage, version: str) -> None:
+    def replace_many(
+        self, writes: list[tuple[str, pl.DataFrame, dict]], lineage: Lineage, version: str, validate=None
+    ) -> bool:
         """Replace the rows matching each `where` with the frame (plus lineage columns) in one
-        transaction, all tables or none, and record the materialization."""
+        transaction, all tables or none, and record the materialization. `validate(staged)` runs inside
+        the transaction on a Store that sees the new rows; if it returns False everything is rolled
+        back, the previous rows stay, and this returns False."""
         self.ensure_schema()
         stamp = {
             "run_id": lineage.run_id,
@@ -137,6 +141,9 @@ class Store:
                     con.register("_incoming", out.to_arrow())
                     con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _incoming')
                     con.unregister("_incoming")
+                if validate is not None and not validate(Staged(self.path, con)):
+                    con.rollback()
+                    return False
                 con.execute(
                     "DELETE FROM materializations WHERE asset_key = ? AND partition_key = ?",
                     [lineage.asset_key, lineage.partition_key],
@@ -155,6 +162,7 @@ class Store:
             except Exception:
                 con.rollback()
                 raise
+        return True
 
     def query(self, sql: str, params: list | None = None, read_only: bool = False) -> pl.DataFrame:
         if not self.path.exists():
@@ -167,3 +175,14 @@ class Store:
         """A table's rows without the lineage columns."""
         exclude = ", ".join(LINEAGE_COLUMNS)
         return self.query(f'SELECT * EXCLUDE ({exclude}) FROM "{name}" {where}', params)
+
+
+class Staged(Store):
+    """The store as seen from inside an open write transaction (new rows visible, not yet committed)."""
+
+    def __init__(self, path: Path, con):
+        super().__init__(path)
+        self.con = con
+
+    def query(self, sql: str, params: list | None = None, read_only: bool = False) -> pl.DataFrame:
+        return self.con.execute(sql, params or []).pl()

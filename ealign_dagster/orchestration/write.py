@@ -5,6 +5,8 @@ preview, data version). Each table has one owning asset, declared on the asset w
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import dagster as dg
 import polars as pl
 
@@ -93,10 +95,13 @@ def write(
     version: str | None = None,
     metadata: dict | None = None,
     check_results: list | None = None,
-) -> dg.MaterializeResult:
+    validate=None,
+) -> dg.MaterializeResult | None:
     """Replace this partition's rows of the asset's tables (first table = the asset's data) in one
     transaction with lineage columns; returns the MaterializeResult. `where` selects the rows to
-    replace (default: all rows); `inputs` adds versions that are not upstream assets (config, models)."""
+    replace (default: all rows); `inputs` adds versions that are not upstream assets (config, models).
+    `validate` (see Store.replace_many) can refuse the new rows: then nothing is replaced and this
+    returns None."""
     allowed = owned_tables(context.assets_def, context.asset_key)
     stray = [t for t in tables if t not in allowed]
     if stray:
@@ -110,9 +115,33 @@ def write(
     )
     main_table, main = next(iter(tables.items()))
     version = version or data_version(main)
-    store.replace_many([(t, df, where or {}) for t, df in tables.items()], lineage, version)
+    if not store.replace_many([(t, df, where or {}) for t, df in tables.items()], lineage, version, validate):
+        return None
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
         metadata={**table_metadata(main, preview), "table": main_table, "data_version": version, **(metadata or {})},
         check_results=check_results or [],
     )
+
+
+def write_checked(context: dg.AssetExecutionContext, store, tables: dict[str, pl.DataFrame], suite, check_metadata=None,
+                  **kw) -> Iterator:  # fmt: skip
+    """`write` with the asset's blocking checks run on the new rows before they replace the old ones,
+    inside the same transaction: `suite(staged_store)` -> {check name: outcome}. All pass: the rows
+    are committed and the MaterializeResult carries the results. One fails: the transaction is rolled
+    back (DuckDB keeps the previous rows), only the check results are yielded (Dagster keeps the
+    previous materialization and fails the step), and nothing downstream runs. For `yield from`."""
+    from ealign_dagster.orchestration.checks import expectation_results
+
+    outcomes = {}
+
+    def passes(staged) -> bool:
+        outcomes.update(suite(staged))
+        return all(o.passed for o in outcomes.values())
+
+    result = write(context, store, tables, validate=passes, **kw)
+    checks = expectation_results(outcomes, context.asset_key, **(check_metadata or {}))
+    if result is None:
+        yield from checks
+    else:
+        yield dg.MaterializeResult(data_version=result.data_version, metadata=result.metadata, check_results=checks)

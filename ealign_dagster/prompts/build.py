@@ -26,7 +26,16 @@ PROMPT_SCHEMA = {
     "label_confidence": pl.Float64,
     "assigned": pl.Boolean,
     "n_chars": pl.Int64,
+    "control_chars_removed": pl.Int64,
 }
+CONTROL = {c: None for c in range(32) if chr(c) not in "\t\n\r"} | {0x7F: None}  # NUL and other C0 controls, DEL
+
+
+def clean_text(text: str) -> tuple[str, int]:
+    """The prompt without NUL and other control characters (tab and newlines stay), stripped, and how
+    many characters were removed: they reach no model and are counted, never silently trained on."""
+    clean = text.translate(CONTROL)
+    return clean.strip(), len(text) - len(clean)
 
 
 def build_prompts(cfg: PromptsConfig, taxonomy: Taxonomy, cache_dir=None, log=print) -> tuple[pl.DataFrame, dict, dict]:
@@ -49,7 +58,9 @@ def build_prompts(cfg: PromptsConfig, taxonomy: Taxonomy, cache_dir=None, log=pr
         versions[s.name] = data.version
         where = ", ".join(str(f) for f in data.files) or str(s.path)
         for raw in data.rows:
-            pid = prompt_id(raw.text)
+            text, removed = clean_text(raw.text)
+            counts[f"{s.name}:control_chars_removed"] += removed
+            pid = prompt_id(text)
             if pid in seen:
                 counts[f"{s.name}:duplicate"] += 1
                 continue
@@ -66,7 +77,7 @@ def build_prompts(cfg: PromptsConfig, taxonomy: Taxonomy, cache_dir=None, log=pr
                     "source_ref": raw.source_ref,
                     "source_version": data.version,
                     "role": s.role,
-                    "text": raw.text.strip(),
+                    "text": text,
                     "category": a.category,
                     "subcategory": raw.subcategory,
                     "functional_category": raw.functional_category,
@@ -74,7 +85,8 @@ def build_prompts(cfg: PromptsConfig, taxonomy: Taxonomy, cache_dir=None, log=pr
                     "label_origin": a.label_origin,
                     "label_confidence": a.confidence,
                     "assigned": a.category is not None,
-                    "n_chars": len(raw.text.strip()),
+                    "n_chars": len(text),
+                    "control_chars_removed": removed,
                 }
             )
         log(f"source {s.name}: {len(data.rows)} rows read (version {data.version})")

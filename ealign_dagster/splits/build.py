@@ -95,7 +95,10 @@ def build_split(
     in_bounds = _mask(prompts, pl.col("n_chars").is_between(cfg.min_chars, cfg.max_chars))
     confidence = prompts["label_confidence"].to_numpy()
     alive = ~is_eval
-    drop(alive & ~in_bounds, "length", prompts["n_chars"].to_numpy()[alive & ~in_bounds])
+    n_chars = prompts["n_chars"].to_numpy()
+    short, long = alive & (n_chars < cfg.min_chars), alive & (n_chars > cfg.max_chars)
+    drop(short, "length", n_chars[short], cfg.min_chars)  # the bound it broke
+    drop(long, "length", n_chars[long], cfg.max_chars)
     alive &= in_bounds
 
     off_scope = alive & ~_mask(prompts, pl.col("category").is_in(spec.categories))

@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS prompts (
     label_confidence    DOUBLE,            -- 1 for source/mapped; nearest-neighbour cosine otherwise
     assigned            BOOLEAN NOT NULL,  -- false: embedding confidence under the threshold
     n_chars             INTEGER,
+    control_chars_removed INTEGER,     -- NUL and other control characters removed from the source text
     run_id              VARCHAR NOT NULL,
     asset_key           VARCHAR NOT NULL,
     partition_key       VARCHAR NOT NULL,
