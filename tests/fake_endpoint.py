@@ -63,6 +63,13 @@ class Endpoint:
                         action = 200
                     else:
                         time.sleep(0.05)  # long enough for concurrent requests to overlap
+                    if action == "garbage":  # a proxy's error page, a truncated body
+                        data = b"<html>502 Bad Gateway</html>"
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        return self.wfile.write(data)
                     if action == 429:
                         return self._send(
                             429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"retry-after-ms": "20"}

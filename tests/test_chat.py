@@ -264,3 +264,11 @@ def test_endpoint_retries_and_slow_answers_are_never_silent(paths):
         ep.script = [("sleep", 0.5)]
         out = list(chat.generate_batches(_reqs(1, seed=11), every=0.1))
         assert len(out) == 1 and any("waiting for 1 answers" in x for x in lines)
+
+
+def test_a_malformed_endpoint_reply_is_one_line_naming_the_endpoint(paths):
+    with Endpoint() as ep:
+        ep.script = ["garbage"]
+        with pytest.raises(EndpointError) as e:
+            generate(_chat(ep.url, paths, max_retries=0), _reqs(1))
+        assert str(e.value).startswith(f"{ep.url} (model teacher-x): malformed reply") and "\n" not in str(e.value)

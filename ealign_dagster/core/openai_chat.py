@@ -68,6 +68,9 @@ class OpenAIChat:
             ) from None
         except openai.APIConnectionError as e:
             raise EndpointError(f"{self.cfg.base_url}: cannot connect ({e.__cause__ or e})") from None
+        except (ValueError, openai.APIResponseValidationError) as e:  # not JSON, or not a chat completion
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise EndpointError(f"{self.cfg.base_url} (model {model}): malformed reply ({first})") from None
 
     @property
     def version(self) -> str:
