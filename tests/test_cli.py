@@ -78,8 +78,10 @@ def test_run_tiny_then_sql(tmp_path):
         folder = Path(home) / a["path"]
         assert (folder / "adapter_config.json").exists() and folder_sha256(folder) == a["sha256"]
     assert _run("sql", "--home", home, "--csv", "select count(*) from train_log").stdout.splitlines()[1] == str(12 * 4)
-    # re-materializing replaces each registry row (same adapter id, new run), never duplicates it
-    _run("run", "--profile", "tiny", "--home", home, "--select", "key:adapters")
+    # re-materializing replaces each registry row (same adapter id, new run), never duplicates it, and
+    # trains nothing: an adapter already trained under its id (same data, base, hyper-parameters) is reused
+    p = _run("run", "--profile", "tiny", "--home", home, "--select", "key:adapters")
+    assert (p.stdout + p.stderr).count("already trained on the same data, base and hyper-parameters; reused") == 12
     p = _run(
         "sql",
         "--home",
@@ -90,7 +92,7 @@ def test_run_tiny_then_sql(tmp_path):
     again = list(csv.DictReader(io.StringIO(p.stdout)))
     assert [a["adapter_id"] for a in again] == [a["adapter_id"] for a in adapters]
     assert all(x["run_id"] != y["run_id"] for x, y in zip(again, adapters))
-    # (weights may differ in the last bits between processes: MKL's summation order is not fixed)
+    assert [a["sha256"] for a in again] == [a["sha256"] for a in adapters]
     assert all(folder_sha256(Path(home) / a["path"]) == a["sha256"] for a in again)
     _check_evaluation(home, adapters)
     assets = _retrain_one_constitution(home, tmp_path, adapters)
@@ -148,9 +150,11 @@ def _killed_during_training_then_resumed(home):
     """SIGKILL an `ealign run` while it trains (a checkpoint on disk, its run STARTED, the `train`
     pool slot claimed): the next `ealign run` says so, frees the slot, resumes from the checkpoint
     and finishes (before: it waited forever on the dead run's slot)."""
+    import shutil
     import signal
     import time
 
+    shutil.rmtree(Path(home) / "artifacts" / "adapters")  # lost weights: they must be trained again
     env = dict(os.environ)
     env.pop("EALIGN_ASSETS", None)
     args = [str(BIN / "ealign"), "run", "--profile", "tiny", "--home", home, "--select", "key:adapters"]

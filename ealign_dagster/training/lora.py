@@ -230,9 +230,24 @@ def _save_checkpoint(model, opt, sched, step, history, ckpt_dir: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+# Part of every adapter id: bump it when a change to the training code changes the weights it makes.
+TRAINER_VERSION = 1
+
+
+def _reusable(out: Path, record: Path) -> tuple[dict, list[dict]] | None:
+    """A finished adapter of this id (its weights unchanged since): its registry row and step log."""
+    from ealign_dagster.core.paths import folder_sha256
+
+    if not record.exists() or not (out / "adapter_config.json").exists():
+        return None
+    saved = json.loads(record.read_text(encoding="utf-8"))
+    return (saved["row"], saved["steps"]) if folder_sha256(out) == saved["row"]["sha256"] else None
+
+
 def train_adapter(cfg, home, store, name: str, scope: str, log=None) -> tuple[dict, list[dict]]:
     """Train (or resume) the LoRA adapter of one constitution x scope on its SFT examples: its
-    registry row and per-step log. The adapter id hashes everything that determines its weights."""
+    registry row and per-step log. The adapter id hashes everything that determines its weights, so
+    an adapter already trained under this id (weights checked against their checksum) is reused."""
     from transformers import AutoTokenizer
 
     from ealign_dagster.core.models import resolve
@@ -248,12 +263,16 @@ def train_adapter(cfg, home, store, name: str, scope: str, log=None) -> tuple[di
     base_version = store.query("SELECT model_version FROM models WHERE role = 'student'")["model_version"][0]
     sft_version, hyper = sft["sft_version"][0], cfg.train.model_dump()
     spec = {"constitution": name, "scope": scope, "seed": cfg.train.seed, "base": base_version, "sft": sft_version,
-            "hyper": hyper}  # fmt: skip
+            "hyper": hyper, "trainer": TRAINER_VERSION}  # fmt: skip
     adapter_id = value_version(spec)[:12]
+    root = home.adapters / name / scope
+    out, record = root / adapter_id, root / f"{adapter_id}.json"
+    if (done := _reusable(out, record)) is not None:
+        if log:
+            log(f"adapter {adapter_id}: already trained on the same data, base and hyper-parameters; reused")
+        return done
     tok = AutoTokenizer.from_pretrained(base_path)
     examples = tokenize(tok, sft["prompt"].to_list(), sft["response"].to_list(), cfg.train.max_length)
-    root = home.adapters / name / scope
-    out = root / adapter_id
     result = train(base_path, examples, cfg.train, out, root / f".ckpt-{adapter_id}", log=log, pad_id=tok.pad_token_id)
     row = {
         "adapter_id": adapter_id, "constitution": name, "scope": scope, "seed": cfg.train.seed,
@@ -265,6 +284,9 @@ def train_adapter(cfg, home, store, name: str, scope: str, log=None) -> tuple[di
         "sha256": folder_sha256(out),
     }  # fmt: skip
     steps = [{**h, "adapter_id": adapter_id, "constitution": name, "scope": scope} for h in result.log]
+    tmp = record.with_name(record.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"row": row, "steps": steps}, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, record)  # written last: its presence means the adapter is complete
     return row, steps
 
 
