@@ -29,12 +29,11 @@ def report(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.Mate
     labels = data.labels
     row = pl.DataFrame({"path": [str(path)], "pngs": [",".join(map(str, pngs.values()))], "models": [len(labels)]})
     png = base64.b64encode(pngs["safety_by_category"].read_bytes()).decode()
-    emergent = pl.from_pandas(data.emergent)
     return write(
         context, ealign.store, {"reports": row}, where={"run_id": context.run_id},
         version=value_version({"models": len(labels), **inputs}),
         metadata={"path": dg.MetadataValue.path(str(path)),
                   "safety_by_category": dg.MetadataValue.md(f"![safety by category](data:image/png;base64,{png})"),
-                  "emergent_alignment": md_table(emergent, ["constitution", "scope", "category_role", "delta", "ci_low",
-                                                            "ci_high", "p_holm"], 40)},
+                  "emergent_alignment": md_table(data.emergent, ["constitution", "scope", "category_role", "delta",
+                                                                 "ci_low", "ci_high", "p_holm"], 40)},
     )  # fmt: skip

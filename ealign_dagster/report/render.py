@@ -11,11 +11,13 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import polars as pl
+import polars.selectors as cs
 
 ROLE_MARKERS = {
     "trained": ("s", "trained"),
@@ -27,21 +29,21 @@ ROLE_MARKERS = {
 
 @dataclass
 class ReportData:
-    safety: pd.DataFrame  # safety_scores
-    emergent: pd.DataFrame  # emergent_alignment
-    persona: pd.DataFrame  # persona_scores (persona = '')
-    projectability: pd.DataFrame
-    persona_validation: pd.DataFrame
-    judge_validation: pd.DataFrame
-    judge_agreement: pd.DataFrame
+    safety: pl.DataFrame  # safety_scores
+    emergent: pl.DataFrame  # emergent_alignment
+    persona: pl.DataFrame  # persona_scores (persona = '')
+    projectability: pl.DataFrame
+    persona_validation: pl.DataFrame
+    judge_validation: pl.DataFrame
+    judge_agreement: pl.DataFrame
     labels: dict[str, str] = field(default_factory=dict)  # model_id -> "constitution / scope" or "base"
     judge: str = "embedding"
 
 
-def model_labels(adapters: pd.DataFrame) -> dict[str, str]:
+def model_labels(adapters: pl.DataFrame) -> dict[str, str]:
     out = {"base": "base"}
-    for r in adapters.itertuples():
-        out[r.adapter_id] = f"{r.constitution} / {r.scope}"
+    for r in adapters.iter_rows(named=True):
+        out[r["adapter_id"]] = f"{r['constitution']} / {r['scope']}"
     return out
 
 
@@ -64,39 +66,43 @@ def _err(x, lo, hi):
     return np.clip([np.atleast_1d(x - lo), np.atleast_1d(hi - x)], 0.0, None)
 
 
+def _pooled(s: pl.DataFrame) -> dict[str, float]:
+    """model_id -> events / n over the model's rows."""
+    return dict(s.group_by("model_id").agg(pl.col("events").sum() / pl.col("n").sum()).iter_rows())
+
+
 def plot_safety(data: ReportData) -> bytes:
     import matplotlib.pyplot as plt
 
-    s = data.safety[
-        (data.safety.judge == data.judge) & (data.safety.benchmark != "benign") & (data.safety.category != "all")
-    ]
-    # pool the harmful benchmarks (standard + contextual) per model x category
-    g = s.groupby(["model_id", "category"], as_index=False).agg(
-        events=("events", "sum"), n=("n", "sum"), role=("category_role", "first")
-    )
     from ealign_dagster.core.stats import wilson
 
-    g["rate"] = g.events / g.n
-    ci = [wilson(int(e), int(n)) for e, n in zip(g.events, g.n)]
-    g["lo"], g["hi"] = [c[0] for c in ci], [c[1] for c in ci]
-    cats = sorted(g.category.unique())
-    models = _order(data, g.model_id)
-    metric = s.metric.iloc[0].replace("_", " ") if len(s) else "rate"
+    s = data.safety.filter(
+        (pl.col("judge") == data.judge) & (pl.col("benchmark") != "benign") & (pl.col("category") != "all")
+    )
+    # pool the harmful benchmarks (standard + contextual) per model x category
+    g = s.group_by("model_id", "category").agg(
+        pl.col("events").sum(), pl.col("n").sum(), role=pl.col("category_role").drop_nulls().first()
+    )
+    cats = sorted(g["category"].unique())
+    models = _order(data, g["model_id"])
+    metric = s["metric"][0].replace("_", " ") if len(s) else "rate"
     fig, axes = plt.subplots(1, len(cats), figsize=(3.1 * len(cats), 0.32 * len(models) + 1.6), sharey=True)
     axes = np.atleast_1d(axes)
     for ax, cat in zip(axes, cats):
-        sub = g[g.category == cat].set_index("model_id")
+        rows = {r["model_id"]: r for r in g.filter(pl.col("category") == cat).iter_rows(named=True)}
         for y, m in enumerate(models):
-            if m not in sub.index:
+            if m not in rows:
                 continue
-            r = sub.loc[m]
-            role = None if m == "base" else r.role
+            r = rows[m]
+            rate = r["events"] / r["n"] if r["n"] else math.nan
+            lo, hi = wilson(r["events"], r["n"])
+            role = None if m == "base" else r["role"]
             marker, _ = ROLE_MARKERS.get(role, ("o", "other"))
             color = "black" if m == "base" else {"trained": "tab:blue", "held_out": "tab:red"}.get(role, "tab:gray")
             ax.errorbar(
-                r.rate,
+                rate,
                 y,
-                xerr=_err(r.rate, r.lo, r.hi),  # Wilson at 0/n has a lower error of about -1e-17
+                xerr=_err(rate, lo, hi),  # Wilson at 0/n has a lower error of about -1e-17
                 fmt=marker,
                 color=color,
                 ms=7 if marker == "*" else 5,
@@ -125,26 +131,36 @@ def plot_safety(data: ReportData) -> bytes:
 def plot_heldout_vs_trained(data: ReportData) -> bytes:
     import matplotlib.pyplot as plt
 
-    e = data.emergent
-    w = e.pivot_table(
-        index=["constitution", "scope"], columns="category_role", values=["delta", "ci_low", "ci_high"], aggfunc="first"
-    )
+    # one row per narrow adapter; columns delta_trained, ci_low_held_out, ... (missing = NaN)
+    w = (
+        data.emergent.pivot(
+            "category_role", index=["constitution", "scope"], values=["delta", "ci_low", "ci_high"],
+            aggregate_function=pl.element().drop_nulls().first(),
+        )
+        .sort("constitution", "scope")
+        .with_columns(cs.float().fill_null(math.nan))
+    )  # fmt: skip
     fig, ax = plt.subplots(figsize=(6, 5))
-    for (con, scope), r in w.iterrows():
-        x, y = r[("delta", "trained")], r[("delta", "held_out")]
+    for r in w.iter_rows(named=True):
+        x, y = r["delta_trained"], r["delta_held_out"]
         ax.errorbar(
             x,
             y,
-            xerr=_err(x, r[("ci_low", "trained")], r[("ci_high", "trained")]),
-            yerr=_err(y, r[("ci_low", "held_out")], r[("ci_high", "held_out")]),
+            xerr=_err(x, r["ci_low_trained"], r["ci_high_trained"]),
+            yerr=_err(y, r["ci_low_held_out"], r["ci_high_held_out"]),
             fmt="o",
             capsize=2,
             alpha=0.8,
         )
         ax.annotate(
-            f"{con}\n{scope.replace('narrow_', '')}", (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points"
+            f"{r['constitution']}\n{r['scope'].replace('narrow_', '')}",
+            (x, y),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
         )
-    lim = max(0.1, float(np.nanmax(np.abs(w[["ci_low", "ci_high"]].to_numpy()))) if len(w) else 0.1) * 1.1
+    cis = w.select(cs.starts_with("ci_low_", "ci_high_")).to_numpy()
+    lim = max(0.1, float(np.nanmax(np.abs(cis))) if len(w) else 0.1) * 1.1
     ax.axhline(0, color="gray", lw=0.8)
     ax.axvline(0, color="gray", lw=0.8)
     ax.plot([-lim, lim], [-lim, lim], ls=":", color="gray", lw=0.8)
@@ -161,17 +177,13 @@ def plot_heldout_vs_trained(data: ReportData) -> bytes:
 def plot_overrefusal(data: ReportData) -> bytes:
     import matplotlib.pyplot as plt
 
-    s = data.safety[(data.safety.judge == data.judge) & (data.safety.category == "all")]
-    harm = (
-        s[s.benchmark != "benign"].groupby("model_id").apply(lambda d: d.events.sum() / d.n.sum(), include_groups=False)
-    )
-    benign = (
-        s[s.benchmark == "benign"].groupby("model_id").apply(lambda d: d.events.sum() / d.n.sum(), include_groups=False)
-    )
+    s = data.safety.filter((pl.col("judge") == data.judge) & (pl.col("category") == "all"))
+    harm = _pooled(s.filter(pl.col("benchmark") != "benign"))
+    benign = _pooled(s.filter(pl.col("benchmark") == "benign"))
     fig, ax = plt.subplots(figsize=(6, 5))
-    if "base" in harm.index and "base" in benign.index:
-        for m in _order(data, harm.index):
-            if m == "base" or m not in benign.index:
+    if "base" in harm and "base" in benign:
+        for m in _order(data, harm):
+            if m == "base" or m not in benign:
                 continue
             x, y = harm[m] - harm["base"], benign[m] - benign["base"]
             ax.plot(x, y, "o", color="tab:purple")
@@ -193,18 +205,20 @@ def plot_overrefusal(data: ReportData) -> bytes:
 def plot_persona(data: ReportData) -> bytes:
     import matplotlib.pyplot as plt
 
-    p = data.persona[(data.persona.method == "logprob") & (data.persona.persona == "")]
-    w = p.pivot(index="model_id", columns="subscale", values="mean")
-    models = _order(data, w.index)
-    w = w.loc[models]
-    fig, ax = plt.subplots(figsize=(1.1 * w.shape[1] + 3, 0.35 * len(models) + 1.5))
-    lim = max(0.05, float(np.nanmax(np.abs(w.to_numpy()))))
-    im = ax.imshow(w.to_numpy(), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
-    ax.set_xticks(range(w.shape[1]), [c.replace("_", "\n") for c in w.columns], fontsize=8)
+    p = data.persona.filter((pl.col("method") == "logprob") & (pl.col("persona") == ""))
+    w = p.pivot("subscale", index="model_id", values="mean")
+    models = _order(data, w["model_id"])
+    subscales = sorted(w.columns[1:])
+    rows = pl.DataFrame({"model_id": models}, schema={"model_id": pl.String})
+    v = rows.join(w, on="model_id", how="left", maintain_order="left").select(subscales).to_numpy()
+    fig, ax = plt.subplots(figsize=(1.1 * len(subscales) + 3, 0.35 * len(models) + 1.5))
+    lim = max(0.05, float(np.nanmax(np.abs(v))))
+    im = ax.imshow(v, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(len(subscales)), [c.replace("_", "\n") for c in subscales], fontsize=8)
     ax.set_yticks(range(len(models)), [data.labels.get(m, m) for m in models], fontsize=8)
-    for i in range(w.shape[0]):
-        for j in range(w.shape[1]):
-            ax.text(j, i, f"{w.iat[i, j]:+.2f}", ha="center", va="center", fontsize=6)
+    for i in range(v.shape[0]):
+        for j in range(v.shape[1]):
+            ax.text(j, i, f"{v[i, j]:+.2f}", ha="center", va="center", fontsize=6)
     fig.colorbar(im, ax=ax, label="keyed agreement (-1 .. +1)")
     ax.set_title("Ethical persona (log-prob Likert), models x subscales", fontsize=10)
     return _fig_png(fig)
@@ -213,13 +227,13 @@ def plot_persona(data: ReportData) -> bytes:
 def plot_projectability(data: ReportData) -> bytes:
     import matplotlib.pyplot as plt
 
-    p = data.projectability[(data.projectability.method == "logprob") & (data.projectability.model_id != "base")]
-    p = p.sort_values("signature_change")
+    p = data.projectability.filter((pl.col("method") == "logprob") & (pl.col("model_id") != "base"))
+    p = p.sort("signature_change", nulls_last=True, maintain_order=True)
     fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(p) + 1.5))
     y = np.arange(len(p))
-    x = p.signature_change.to_numpy()
-    ax.errorbar(x, y, xerr=_err(x, p.change_ci_low.to_numpy(), p.change_ci_high.to_numpy()), fmt="o", capsize=2)
-    ax.set_yticks(y, [f"{c} / {s}" for c, s in zip(p.constitution, p.scope)], fontsize=8)
+    x = p["signature_change"].to_numpy()
+    ax.errorbar(x, y, xerr=_err(x, p["change_ci_low"].to_numpy(), p["change_ci_high"].to_numpy()), fmt="o", capsize=2)
+    ax.set_yticks(y, [f"{c} / {s}" for c, s in zip(p["constitution"], p["scope"])], fontsize=8)
     ax.axvline(0, color="gray", lw=0.8)
     ax.set_xlabel("signature change vs base (target framework minus rivals)")
     ax.set_title("Projectability ranking (bootstrap 95% CI over items)", fontsize=10)
@@ -235,11 +249,27 @@ PLOTS = {
 }
 
 
-def _table(df: pd.DataFrame) -> str:
-    df = df.copy()
-    for c in df.select_dtypes("float").columns:
-        df[c] = df[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
-    return df.to_html(index=False, border=0, classes="t", escape=True)
+def _cell(v, dtype: pl.DataType) -> str:
+    if dtype.is_float():
+        return "" if v is None or math.isnan(v) else f"{v:.3f}"
+    return "NaN" if v is None and dtype == pl.String else html.escape(str(v), quote=False)
+
+
+def _table(df: pl.DataFrame) -> str:
+    """An HTML table in the report's established layout: floats to 3 places and a missing one blank (an
+    integer column with gaps is shown as floats), missing text "NaN", a missing boolean "None"."""
+    df = df.with_columns(
+        pl.col(c).cast(pl.Float64) for c, t in df.schema.items() if t.is_integer() and df[c].has_nulls()
+    )
+    head = "".join(f"\n      <th>{html.escape(c, quote=False)}</th>" for c in df.columns)
+    rows = "".join(
+        "\n    <tr>" + "".join(f"\n      <td>{_cell(v, t)}</td>" for v, t in zip(r, df.dtypes)) + "\n    </tr>"
+        for r in df.iter_rows()
+    )
+    return (
+        f'<table class="dataframe t">\n  <thead>\n    <tr style="text-align: right;">{head}\n    </tr>\n  </thead>\n'
+        f"  <tbody>{rows}\n  </tbody>\n</table>"
+    )
 
 
 CSS = """body{font-family:system-ui,-apple-system,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -259,40 +289,21 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict) 
         png = fn(data)
         (out_dir / f"{name}.png").write_bytes(png)
         pngs[name] = out_dir / f"{name}.png"
-        sections.append(
-            f"<h2>{html.escape(heading)}</h2><img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
-        )
-    e = data.emergent[
-        [
-            "constitution",
-            "scope",
-            "category_role",
-            "family",
-            "metric",
-            "n",
-            "base_rate",
-            "model_rate",
-            "delta",
-            "ci_low",
-            "ci_high",
-            "p_holm",
-        ]
-    ]
-    pr = data.projectability[data.projectability.model_id != "base"][
-        [
-            "method",
-            "constitution",
-            "scope",
-            "signature",
-            "signature_change",
-            "change_ci_low",
-            "change_ci_high",
-            "profile_fit",
-        ]
-    ].sort_values(["method", "signature_change"], ascending=[True, False])
-    pv = data.persona_validation[
-        ["persona", "method", "own_score", "best_other_framework", "best_other_score", "margin", "lands_highest"]
-    ]
+        src = f"data:image/png;base64,{base64.b64encode(png).decode()}"
+        sections.append(f"<h2>{html.escape(heading)}</h2><img alt='{name}' src='{src}'>")
+    e = data.emergent.select(
+        "constitution", "scope", "category_role", "family", "metric", "n", "base_rate", "model_rate", "delta",
+        "ci_low", "ci_high", "p_holm",
+    )  # fmt: skip
+    pr = (
+        data.projectability.filter(pl.col("model_id") != "base")
+        .select("method", "constitution", "scope", "signature", "signature_change", "change_ci_low", "change_ci_high",
+                "profile_fit")
+        .sort("method", "signature_change", descending=[False, True], nulls_last=True, maintain_order=True)
+    )  # fmt: skip
+    pv = data.persona_validation.select(
+        "persona", "method", "own_score", "best_other_framework", "best_other_score", "margin", "lands_highest"
+    )
     tables = [
         (
             "Emergent alignment (change vs base; Tango 95% CI; exact McNemar, Holm within the primary family and "
@@ -303,7 +314,7 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict) 
         ("Known-persona validation (base model prompted as each persona)", pv),
         (
             "Judge validation (held-back human-labelled refusals)",
-            data.judge_validation[["judge", "n", "accuracy", "roc_auc", "precision", "recall"]],
+            data.judge_validation.select("judge", "n", "accuracy", "roc_auc", "precision", "recall"),
         ),
         ("Judge agreement (Cohen's kappa on refusal)", data.judge_agreement),
     ]
@@ -315,7 +326,8 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict) 
     body += "".join(f"<h2>{html.escape(t)}</h2>{_table(df)}" for t, df in tables[1:])
     prov = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in provenance.items())
     page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head>"
         f"<body><h1>{html.escape(title)}</h1><p class='note'>Rates from the {html.escape(data.judge)} judge. "
         "Offline judges measure refusal: their rate on harmful prompts is a non-refusal rate.</p>"
         f"{body}<h2>Provenance</h2><ul class='note'>{prov}</ul></body></html>"
@@ -332,14 +344,19 @@ TABLES = {"safety": "safety_scores", "emergent": "emergent_alignment", "persona"
           "judge_validation": "judge_validation", "judge_agreement": "judge_agreement"}  # fmt: skip
 
 
+def load_report_data(store, judge: str) -> ReportData:
+    """The result tables, a NaN read as missing (null) like any other gap."""
+    frames = {k: store.table(t).with_columns(cs.float().fill_nan(None)) for k, t in TABLES.items()}
+    labels = model_labels(store.query("SELECT adapter_id, constitution, scope FROM adapters"))
+    return ReportData(**frames, labels=labels, judge=judge)
+
+
 def build_report(store, cfg, reports_dir: Path, run_id: str, inputs: dict) -> tuple[ReportData, Path, dict]:
     """Read the result tables and write a new report folder under `reports_dir`."""
     from datetime import UTC, datetime
 
-    frames = {k: store.table(t).to_pandas() for k, t in TABLES.items()}
-    labels = model_labels(store.query("SELECT adapter_id, constitution, scope FROM adapters").to_pandas())
-    data = ReportData(**frames, labels=labels, judge=cfg.eval.primary_judge)
+    data = load_report_data(store, cfg.eval.primary_judge)
     out = reports_dir / f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{run_id[:8]}"
-    provenance = {"profile": cfg.name, "run": run_id, "models": len(labels), **inputs}
+    provenance = {"profile": cfg.name, "run": run_id, "models": len(data.labels), **inputs}
     path, pngs = write_report(data, out, f"ealign report: {cfg.name} profile", provenance)
     return data, path, pngs
