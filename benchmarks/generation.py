@@ -25,6 +25,9 @@ def main() -> None:
     ap.add_argument("--home", default=os.environ.get("EALIGN_HOME") or tempfile.mkdtemp(prefix="ealign-bench-"))
     args = ap.parse_args()
     os.environ["EALIGN_HOME"] = args.home
+    from ealign_dagster.core.paths import Home
+
+    home = Home.at(args.home)
 
     import torch
 
@@ -34,7 +37,7 @@ def main() -> None:
     from ealign_dagster.prompts.sources import read_source
 
     if models.is_built(args.model):
-        models.build(args.model)
+        models.build(args.model, home.models)
     rows = read_source(SourceConfig(name="advbench", kind="advbench", limit=args.prompts)).rows
     reqs = [
         Request.chat([{"role": "user", "content": r.text}], max_new_tokens=args.max_new_tokens, temperature=0.0)
@@ -45,7 +48,7 @@ def main() -> None:
     )
 
     # Baseline: the naive loop, one prompt per generate call, fp32, greedy.
-    chat = LocalChat(ModelConfig(model=args.model, dtype="float32", batch_size=1))
+    chat = LocalChat(ModelConfig(model=args.model, dtype="float32", batch_size=1), home)
     tok, model = chat.tokenizer, chat.model
     start, tokens = time.perf_counter(), 0
     for r in reqs:
@@ -79,7 +82,8 @@ def main() -> None:
         chat = LocalChat(
             ModelConfig(
                 model=args.model, dtype="float32", batch_size=max(args.batch_sizes), prefix_cache_min_tokens=min_tokens
-            )
+            ),
+            home,
         )
         chat.state.pop("prefix", None)
         start, tokens = time.perf_counter(), 0
@@ -93,7 +97,7 @@ def main() -> None:
 
     for dtype in args.dtypes:
         for bs in args.batch_sizes:
-            chat = LocalChat(ModelConfig(model=args.model, dtype=dtype, batch_size=bs))
+            chat = LocalChat(ModelConfig(model=args.model, dtype=dtype, batch_size=bs), home)
             start, tokens = time.perf_counter(), 0
             for _, results in chat.generate_batches(reqs):
                 tokens += sum(r.completion_tokens for r in results)

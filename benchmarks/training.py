@@ -200,10 +200,12 @@ def main() -> None:
     os.environ["EALIGN_HOME"] = args.home
 
     from ealign_dagster.core import models
+    from ealign_dagster.core.paths import Home
 
+    home = Home.at(args.home)
     if models.is_built(args.model):
-        models.build(args.model)
-    path = models.resolve(args.model)
+        models.build(args.model, home.models)
+    path = models.resolve(args.model, home.models)
     if args.only:
         print(json.dumps((run_ours if args.only == "ours" else run_trl)(args, path)))
         return

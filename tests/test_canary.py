@@ -5,7 +5,7 @@ PEFT adapters behind an OpenAI-compatible socket)."""
 import pytest
 
 from ealign_dagster.core.config import ModelConfig
-from ealign_dagster.evaluation.canary import TOP_K, check_adapters, distance
+from ealign_dagster.evaluation.canary import MIN_EFFECT, TOP_K, check_adapters, distance
 from ealign_dagster.evaluation.models import BASE, ModelUnderTest
 from tests.fake_endpoint import Endpoint
 from tests.test_training import PROMPTS, REPLIES, _cfg
@@ -41,7 +41,7 @@ def test_a_trained_adapter_passes_and_a_noop_adapter_fails_by_name(world):
     logs = []
     results = {r.model_id: r for r in check_adapters(chat, [BASE, mut["trained"], mut["noop"]], log=logs.append)}
     assert results["trained"].status == "applied" and results["trained"].vs_base > 1e-3
-    assert results["noop"].status == "not_applied" and results["noop"].failed and results["noop"].vs_base == 0.0
+    assert results["noop"].status == "not_applied" and results["noop"].failed and results["noop"].vs_base < MIN_EFFECT
     assert "adapter virtue-noop (noop) is not applied" in results["noop"].message()
     assert len(logs) == 2 and "BASE" not in results
 

@@ -196,7 +196,7 @@ class LocalChat:
         key = (adapter, tuple(rows[0][:shared]))
         if self.state.get("prefix", (None,))[0] != key:
             with torch.inference_mode():
-                cache = self.model(input_ids=ids[:1, :shared], use_cache=True).cache
+                cache = self.model(input_ids=ids[:1, :shared], use_cache=True, logits_to_keep=1).cache
             self.state["prefix"] = (key, cache)
         past = copy.deepcopy(self.state["prefix"][1])
         past.batch_repeat_interleave(len(rows))
@@ -255,7 +255,9 @@ class LocalChat:
             scores = torch.zeros(n, len(options), device=self.device)
             with torch.inference_mode():
                 pos = (mask.cumsum(-1) - 1).clamp(min=0)
-                prefill = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+                prefill = self.model(
+                    input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1
+                )
                 first = torch.log_softmax(prefill.logits[:, -1].float(), dim=-1)
                 for k in range(len(options)):
                     m = max(len(t[k]) for t in tails)  # option k's tokens, right-padded
@@ -294,7 +296,11 @@ class LocalChat:
             mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
             with torch.inference_mode():
                 pos = (mask.cumsum(-1) - 1).clamp(min=0)
-                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1].float()
+                logits = (
+                    self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1)
+                    .logits[:, -1]
+                    .float()
+                )
             top = torch.log_softmax(logits, dim=-1).topk(k, dim=-1)
             for values, idx in zip(top.values.tolist(), top.indices.tolist()):
                 d: dict[str, float] = {}
