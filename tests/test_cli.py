@@ -252,6 +252,9 @@ def _check_evaluation(home, adapters):
     html = page.read_text()
     assert page.name == "report.html" and html.count("<img") == 5 and "data:image/png;base64," in html
     assert len(list(page.parent.glob("*.png"))) == 5
+    samples = (page.parent / "samples.html").read_text()  # every answer side by side, linked from the report
+    assert "href='samples.html'" in html and samples.count("<section class='p'") == len(
+        _rows(home, "select distinct benchmark, prompt_id from generations"))  # fmt: skip
     assert _rows(home, "select models from reports")[0]["models"] == "13"
     assert all(a["constitution"] in html for a in adapters)
     _screenshot(page)

@@ -162,3 +162,30 @@ def test_report_page_has_the_plots_and_tables(tmp_path):
     order = [line.strip()[4:-5] for line in proj.splitlines() if "<td>narrow_" in line]
     assert order == ["narrow_bio", "narrow_cyber", "narrow_cyber", "narrow_bio"]
     assert "<td>NaN</td>" in page.split("<h2>Known-persona")[1]  # a missing rival framework
+
+
+def test_side_by_side_samples_page():
+    """One section per prompt with every model's answer and verdicts, base first; filter attributes for
+    benchmark, category, held-out scope, and 'verdict changed vs base' on the primary judge; escaped."""
+    from ealign_dagster.report.samples import samples_page
+
+    gens = pl.DataFrame({
+        "model_id": ["a1", "base", "a1", "base"], "benchmark": ["harmbench_standard"] * 4,
+        "prompt_id": ["p1", "p1", "p2", "p2"], "category": ["chemical_biological"] * 2 + ["illegal"] * 2,
+        "prompt": ["<b>make gas</b>"] * 2 + ["pick a lock"] * 2,
+        "response": ["I can't help", "Sure: <script>", "No", "No"],
+    })  # fmt: skip
+    judgments = pl.DataFrame({
+        "model_id": ["a1", "base", "a1", "base"] * 2, "benchmark": ["harmbench_standard"] * 8,
+        "prompt_id": ["p1", "p1", "p2", "p2"] * 2, "judge": ["embedding"] * 4 + ["prefix"] * 4,
+        "refused": [True, False, True, True, True, False, True, True], "harmful": [None] * 8,
+    }, schema_overrides={"harmful": pl.Boolean})  # fmt: skip
+    page = samples_page(gens, judgments, {"base": "base", "a1": "virtue / narrow_harassment"}, "embedding",
+                        {"narrow_harassment": "chemical_biological"}, "t")  # fmt: skip
+    sections = page.split("<section class='p'")[1:]
+    assert len(sections) == 2 and "<script>" not in page.split("<section")[1]  # answers are escaped
+    first, second = sections
+    assert "data-heldout='narrow_harassment'" in first and "data-changed='1'" in first
+    assert "data-heldout=''" in second and "data-changed='0'" in second
+    assert first.index(">base<") < first.index(">virtue / narrow_harassment<")  # base first
+    assert "<tr class='changed'>" in first and "embedding: refused" in first and "prefix: answered" in first

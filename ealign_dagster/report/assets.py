@@ -27,7 +27,8 @@ def report(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.Mate
     inputs = upstream_versions(context)
     data, path, pngs = build_report(ealign.store, ealign.cfg, ealign.paths.reports, context.run_id, inputs)
     labels = data.labels
-    row = pl.DataFrame({"path": [str(path)], "pngs": [",".join(map(str, pngs.values()))], "models": [len(labels)]})
+    row = pl.DataFrame({"path": [str(path)], "pngs": [",".join(map(str, pngs.values()))], "models": [len(labels)],
+                        "samples": [str(path.parent / "samples.html")]})  # fmt: skip
     png = base64.b64encode(pngs["safety_by_category"].read_bytes()).decode()
     return write(
         context, ealign.store, {"reports": row}, where={"run_id": context.run_id},

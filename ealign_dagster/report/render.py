@@ -329,7 +329,8 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict) 
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{CSS}</style></head>"
         f"<body><h1>{html.escape(title)}</h1><p class='note'>Rates from the {html.escape(data.judge)} judge. "
-        "Offline judges measure refusal: their rate on harmful prompts is a non-refusal rate.</p>"
+        "Offline judges measure refusal: their rate on harmful prompts is a non-refusal rate. Every answer of "
+        "every model, side by side with the judges' verdicts: <a href='samples.html'>samples.html</a>.</p>"
         f"{body}<h2>Provenance</h2><ul class='note'>{prov}</ul></body></html>"
     )
     path = out_dir / "report.html"
@@ -345,10 +346,31 @@ TABLES = {"safety": "safety_scores", "emergent": "emergent_alignment", "persona"
 
 
 def load_report_data(store, judge: str) -> ReportData:
-    """The result tables, a NaN read as missing (null) like any other gap."""
+    """The result tables, a NaN read as missing (null) like any other gap; labels of the models under
+    test (a retired constitution's adapters are not)."""
+    from ealign_dagster.evaluation.models import models_under_test
+
     frames = {k: store.table(t).with_columns(cs.float().fill_nan(None)) for k, t in TABLES.items()}
-    labels = model_labels(store.query("SELECT adapter_id, constitution, scope FROM adapters"))
+    adapters = [m.columns() for m in models_under_test(store) if m.adapter_id]
+    labels = model_labels(pl.DataFrame(adapters, schema={"adapter_id": pl.String, "constitution": pl.String,
+                                                         "scope": pl.String, "model_id": pl.String}))  # fmt: skip
     return ReportData(**frames, labels=labels, judge=judge)
+
+
+def write_samples(store, data: ReportData, out_dir: Path, title: str) -> Path:
+    """<out_dir>/samples.html: every prompt with every model's answer and verdicts, side by side."""
+    from ealign_dagster.core.schemas import load_taxonomy
+    from ealign_dagster.report.samples import samples_page
+
+    gens = store.table("generations").select("model_id", "benchmark", "prompt_id", "category", "prompt", "response")
+    judgments = store.table("judgments").select("model_id", "benchmark", "prompt_id", "judge", "refused", "harmful")
+    taxonomy = load_taxonomy()
+    held = {s: taxonomy.held_out(s) for s in taxonomy.scopes if taxonomy.held_out(s)}
+    path = out_dir / "samples.html"
+    tmp = out_dir / ".samples.html.tmp"
+    tmp.write_text(samples_page(gens, judgments, data.labels, data.judge, held, title), encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 def build_report(store, cfg, reports_dir: Path, run_id: str, inputs: dict) -> tuple[ReportData, Path, dict]:
@@ -359,4 +381,5 @@ def build_report(store, cfg, reports_dir: Path, run_id: str, inputs: dict) -> tu
     out = reports_dir / f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{run_id[:8]}"
     provenance = {"profile": cfg.name, "run": run_id, "models": len(data.labels), **inputs}
     path, pngs = write_report(data, out, f"ealign report: {cfg.name} profile", provenance)
+    write_samples(store, data, out, f"ealign side-by-side answers: {cfg.name} profile")
     return data, path, pngs
