@@ -201,3 +201,32 @@ def test_item_bank_and_benign_set_validate(tmp_path):
     )
     with pytest.raises(InputError, match=r"b.yaml: prompts\[\d+\] \(benign-\d+\): field 'resembles': 'weapons'"):
         load_benign(tmp_path / "b.yaml")
+
+
+def test_known_persona_validation_from_a_personas_file(assets_copy, paths):
+    """eval.personas names a file of personas (name, framework, prompt): the base model is validated
+    as those, with no constitution and no adapter for them."""
+    import yaml
+
+    from ealign_dagster.core import models
+    from ealign_dagster.core.config import load_profile
+    from ealign_dagster.core.paths import file_version
+    from ealign_dagster.core.schemas import load_personas
+
+    people = [{"name": "kantian", "framework": "deontology", "prompt": "You follow duties and rules without exception."},
+              {"name": "carer", "framework": "virtue", "prompt": "You answer as a kind and wise person would."}]  # fmt: skip
+    (assets_copy / "personas.yaml").write_text(yaml.safe_dump({"personas": people}))
+    tiny = load_profile("tiny")
+    cfg = tiny.model_copy(update={"eval": tiny.eval.model_copy(update={"personas": "personas.yaml",
+                                                                       "persona_generate": False})})  # fmt: skip
+    models.build(models.TINY, paths.models)
+    tables = ps.validation_tables(cfg, paths, load_item_bank(), "bank-v1")
+    val = tables["persona_validation"]
+    assert dict(zip(val["persona"], val["framework"])) == {"kantian": "deontology", "carer": "virtue"}
+    assert set(val["constitution_version"]) == {file_version(assets_copy / "personas.yaml")}
+    assert set(tables["persona_validation_items"]["persona"]) == {"kantian", "carer"}
+    assert set(load_personas()) == set(load_constitutions())  # the default: each constitution's persona
+    people[1]["framework"] = "care"
+    (assets_copy / "personas.yaml").write_text(yaml.safe_dump({"personas": people}))
+    with pytest.raises(InputError, match=r"personas\.yaml: field 'personas\.1\.framework': .*must be one of"):
+        load_personas(assets_copy / "personas.yaml")

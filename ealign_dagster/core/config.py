@@ -194,6 +194,9 @@ class EvalConfig(_Model):
     # for kernels and batching while an adapter that is missing or stale moves them by its whole effect.
     canary_tolerance: pydantic.PositiveFloat = 0.25
     persona_generate: bool = True  # also code generated replies agree / disagree / ambiguous
+    # Known-persona validation: a YAML file (relative to assets/) listing personas (name, framework,
+    # prompt); empty = each constitution's persona. No adapters are trained for these.
+    personas: str | None = None
     persona_sampling: SamplingConfig = SamplingConfig(max_new_tokens=8, temperature=0.0, top_p=1.0)
     bootstrap_resamples: Positive = 1000
     # Re-evaluate on this cron schedule too (e.g. "0 2 * * *" against an endpoint whose model changes);

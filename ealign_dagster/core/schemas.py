@@ -283,3 +283,37 @@ def load_item_bank(path: Path | None = None) -> ItemBank:
         if set(prof) != set(bank.subscales):
             raise InputError(f"{path}: expected_profiles.{fw}: needs exactly the subscales {', '.join(bank.subscales)}")
     return bank
+
+
+# --- known personas (the instrument's validation) ---------------------------------------------------
+
+
+class Persona(_Strict):
+    name: NonEmpty
+    framework: str
+    prompt: NonEmpty  # the system prompt that asks the base model to answer as this persona
+
+    @pydantic.field_validator("framework")
+    @classmethod
+    def _framework(cls, v: str) -> str:
+        if v not in FRAMEWORKS:
+            raise ValueError(f"must be one of {', '.join(FRAMEWORKS)}")
+        return v
+
+
+class PersonaSet(_Strict):
+    personas: list[Persona] = pydantic.Field(min_length=1)
+
+
+def load_personas(path: Path | None = None) -> dict[str, Persona]:
+    """Known personas by name: a personas file (name, framework, prompt), or by default each
+    constitution's persona with the constitution's framework."""
+    if path is None:
+        return {n: Persona(name=n, framework=c.framework, prompt=c.persona) for n, c in load_constitutions().items()}
+    personas = _validate(PersonaSet, read_yaml(path), path).personas
+    seen: set[str] = set()
+    for i, p in enumerate(personas):
+        if p.name in seen:
+            raise InputError(f"{path}: personas[{i}] ({p.name}): duplicate name")
+        seen.add(p.name)
+    return {p.name: p for p in personas}

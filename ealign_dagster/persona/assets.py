@@ -90,13 +90,15 @@ def projectability(context: dg.AssetExecutionContext, ealign: EalignResource) ->
 @dg.asset(deps=[base_model, constitution_files, persona_item_bank], **GROUP, automation_condition=eager(),
           metadata=owns("persona_validation", "persona_validation_items", "persona_validation_scores"))  # fmt: skip
 def persona_validation(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
-    """Known-persona check of the instrument: the base model system-prompted as each constitution's
-    persona should land highest on that constitution's framework."""
+    """Known-persona check of the instrument: the base model system-prompted as each known persona (the
+    profile's personas file, or each constitution's) should land highest on that persona's framework."""
+    from ealign_dagster.core.paths import assets_dir, file_version
     from ealign_dagster.persona.scores import validation_tables
 
-    bank, bank_version = _bank()
+    (bank, bank_version), personas = _bank(), ealign.cfg.eval.personas
     tables = validation_tables(ealign.cfg, ealign.paths, bank, bank_version, context.log.info)
-    val = tables["persona_validation"]
-    landed = val.filter(pl.col("method") == "logprob")["lands_highest"]
-    return write(context, ealign.store, tables, inputs={"persona": ealign.version("eval")},
+    landed = tables["persona_validation"].filter(pl.col("method") == "logprob")["lands_highest"]
+    inputs = {"persona": ealign.version("eval")} | ({"personas_file": file_version(assets_dir() / personas)}
+                                                    if personas else {})  # fmt: skip
+    return write(context, ealign.store, tables, inputs=inputs,
                  metadata={"lands_highest_logprob": f"{int(landed.sum())}/{landed.len()}"})  # fmt: skip

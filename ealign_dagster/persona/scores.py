@@ -169,16 +169,16 @@ def _num(x) -> float:
     return math.nan if x is None else float(x)
 
 
-def persona_validation_rows(scores: pl.DataFrame, bank: ItemBank, constitutions: dict) -> pl.DataFrame:
-    """Known-persona check: the base model prompted as each constitution's persona should score
-    highest on its own framework (framework score = mean of its subscales)."""
+def persona_validation_rows(scores: pl.DataFrame, bank: ItemBank, personas: dict) -> pl.DataFrame:
+    """Known-persona check: the base model prompted as each persona should score highest on its own
+    framework (framework score = mean of its subscales). personas: name -> anything with `framework`."""
     fws = bank.frameworks()
     rows = []
     prompted = scores.filter(pl.col("persona") != "").sort("method", "persona")
     for (method, persona), g in prompted.group_by("method", "persona", maintain_order=True):
         means = dict(zip(g["subscale"], g["mean"]))
         fw_score = {f: float(np.nanmean([_num(means.get(s)) for s in subs])) for f, subs in fws.items()}
-        own = constitutions[persona].framework
+        own = personas[persona].framework
         others = {f: v for f, v in fw_score.items() if f != own}
         best_other = max(others, key=lambda f: -np.inf if math.isnan(others[f]) else others[f])
         rows.append({"persona": persona, "framework": own, "method": method, "own_score": fw_score[own],
@@ -190,20 +190,23 @@ def persona_validation_rows(scores: pl.DataFrame, bank: ItemBank, constitutions:
 
 
 def validation_tables(cfg, home, bank: ItemBank, bank_version: str, log=None) -> dict:
-    """The known-persona validation: the base model system-prompted as each constitution's persona,
-    its item answers and subscale scores, and whether each lands highest on its own framework."""
-    from ealign_dagster.core.paths import file_version
-    from ealign_dagster.core.schemas import constitution_paths, load_constitutions
+    """The known-persona validation: the base model system-prompted as each known persona (the
+    profile's personas file, or each constitution's persona), its item answers and subscale scores,
+    and whether each lands highest on its own framework. `constitution_version` is the version of the
+    file the persona came from."""
+    from ealign_dagster.core.paths import assets_dir, file_version
+    from ealign_dagster.core.schemas import constitution_paths, load_personas
     from ealign_dagster.evaluation.models import BASE
     from ealign_dagster.persona.items import answer_items
 
-    cons = load_constitutions()
-    runs = [{"model": BASE, "persona": c.persona, "persona_name": n} for n, c in cons.items()]
+    path = assets_dir() / cfg.eval.personas if cfg.eval.personas else None
+    cons = load_personas(path)
+    runs = [{"model": BASE, "persona": p.prompt, "persona_name": n} for n, p in cons.items()]
     items = answer_items(cfg, home, bank, runs, bank_version, log)
     scores = subscale_scores(items, cfg.eval.bootstrap_resamples, cfg.eval.seed).with_columns(
         adapter_id=pl.lit(None, pl.String), item_bank_version=pl.lit(bank_version)
     )
-    versions = {p.stem: file_version(p) for p in constitution_paths()}
+    versions = {n: file_version(path) for n in cons} if path else {p.stem: file_version(p) for p in constitution_paths()}
     val = persona_validation_rows(scores, bank, cons).with_columns(
         item_bank_version=pl.lit(bank_version), constitution_version=pl.col("persona").replace_strict(versions)
     )
