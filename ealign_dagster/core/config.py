@@ -41,6 +41,10 @@ class SourceConfig(_Model):
     subcategory_column: str | None = None
     category: str | None = None  # every row of this source is this category
     label_map: str | None = None  # key in taxonomy.label_maps (default: the source name)
+    # A label that is neither mapped nor a taxonomy category: embed (assign by nearest labelled
+    # prompt), drop (leave the row out) or error. Default: error for a file with its own category
+    # column and no label map, embed otherwise. Counts per source label are in the prompts metadata.
+    unmapped: Literal["embed", "drop", "error"] | None = None
     limit: int | None = None  # seeded sample of at most this many rows
 
 

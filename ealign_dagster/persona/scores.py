@@ -206,7 +206,9 @@ def validation_tables(cfg, home, bank: ItemBank, bank_version: str, log=None) ->
     scores = subscale_scores(items, cfg.eval.bootstrap_resamples, cfg.eval.seed).with_columns(
         adapter_id=pl.lit(None, pl.String), item_bank_version=pl.lit(bank_version)
     )
-    versions = {n: file_version(path) for n in cons} if path else {p.stem: file_version(p) for p in constitution_paths()}
+    versions = (
+        {n: file_version(path) for n in cons} if path else {p.stem: file_version(p) for p in constitution_paths()}
+    )
     val = persona_validation_rows(scores, bank, cons).with_columns(
         item_bank_version=pl.lit(bank_version), constitution_version=pl.col("persona").replace_strict(versions)
     )

@@ -65,6 +65,8 @@ def build_prompts(cfg: PromptsConfig, taxonomy: Taxonomy, cache_dir=None, log=pr
                 counts[f"{s.name}:duplicate"] += 1
                 continue
             a = map_labels(s, raw, taxonomy, where)
+            for label in a.unmapped:
+                counts[f"{s.name}:unmapped:{label}"] += 1
             if a.label_origin == "excluded":
                 counts[f"{s.name}:excluded"] += 1
                 continue

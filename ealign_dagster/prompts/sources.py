@@ -228,6 +228,7 @@ class Assignment:
     category: str | None
     label_origin: str  # source | mapped | embedding | excluded
     confidence: float | None
+    unmapped: tuple[str, ...] = ()  # the row's labels that are neither mapped nor a taxonomy category
 
 
 def map_labels(cfg: SourceConfig, row: RawPrompt, taxonomy: Taxonomy, where: str) -> Assignment:
@@ -235,25 +236,30 @@ def map_labels(cfg: SourceConfig, row: RawPrompt, taxonomy: Taxonomy, where: str
     if cfg.category:
         return Assignment(cfg.category, "source", 1.0)
     mapping = taxonomy.label_maps.get(cfg.label_map or cfg.name, {})
-    strict = bool(cfg.category_column) and not (cfg.label_map or cfg.name in taxonomy.label_maps)
-    targets, direct = set(), True
+    # unmapped labels: the source's `unmapped` rule; by default an error for a file with its own
+    # category column and no label map (a typo must not go to embedding silently), else embedding
+    rule = cfg.unmapped or ("error" if cfg.category_column and not (cfg.label_map or cfg.name in taxonomy.label_maps)
+                            else "embed")  # fmt: skip
+    targets, direct, unmapped = set(), True, []
     for label in row.labels:
         if label in mapping:
             targets.add(mapping[label])
             direct = False
         elif label in taxonomy.categories:
             targets.add(label)
-        elif strict:
+        elif rule == "error":
             raise InputError(
-                f"{where}: row {row.source_ref}: field '{cfg.category_column}': unknown category "
-                f"'{label}' (known: {', '.join(taxonomy.categories)}; or add a label_map)"
+                f"{where}: row {row.source_ref}: field '{cfg.category_column or 'labels'}': unknown category "
+                f"'{label}' (known: {', '.join(taxonomy.categories)}; or add a label_map, or set unmapped: embed|drop)"
             )
-    if targets == {"exclude"}:
-        return Assignment(None, "excluded", None)
+        else:
+            unmapped.append(label)
     cats = targets - {"exclude"}
+    if targets == {"exclude"} or (rule == "drop" and unmapped and not cats):
+        return Assignment(None, "excluded", None, tuple(unmapped))
     if len(cats) == 1:
-        return Assignment(cats.pop(), "source" if direct else "mapped", 1.0)
-    return Assignment(None, "embedding", None)  # none or conflicting labels
+        return Assignment(cats.pop(), "source" if direct else "mapped", 1.0, tuple(unmapped))
+    return Assignment(None, "embedding", None, tuple(unmapped))  # none or conflicting labels
 
 
 def source_file_rows(cfg, versions: dict[str, str]):
