@@ -147,6 +147,19 @@ def test_low_confidence_assignments_stay_out_of_narrow_scopes():
     assert "hara-train-00" in set(broad["prompt_id"])
 
 
+def test_an_evaluation_prompt_with_a_guessed_category_is_not_scored_under_it():
+    """Before: a low-confidence embedding assignment entered the evaluation set under its guess."""
+    frame, vecs = _frame()
+    frame = frame.with_columns(
+        assigned=pl.when(pl.col("prompt_id") == "hara-eval-00").then(False).otherwise("assigned")
+    )
+    rows, audit, _ = build_split(
+        "broad", frame, vecs, load_taxonomy(), CFG.model_copy(update={"eval_per_category": 100})
+    )
+    assert "hara-eval-00" not in set(rows["prompt_id"]) and "hara-eval-01" in set(rows["prompt_id"])
+    assert _reason(audit, "hara-eval-00") == ["unassigned_eval"]
+
+
 def test_length_bounds_drop_training_prompts():
     frame, vecs = _frame()
     length = pl.when(pl.col("prompt_id") == "ille-train-00").then(5)

@@ -141,7 +141,10 @@ def build_split(
         train_ids = _sample(pool["prompt_id"].to_list(), cfg.narrow_size, f"{cfg.seed}:{scope}")
 
     # The evaluation set does not depend on the scope: same prompts, roles flagged per scope.
-    ev = prompts.filter(is_eval & in_bounds & _mask(prompts, pl.col("category").is_in(taxonomy.categories)))
+    # an evaluation prompt whose category is a low-confidence guess is not scored under it (audited)
+    guessed = is_eval & ~_mask(prompts, pl.col("assigned"))
+    drop(guessed, "unassigned_eval", confidence[guessed], None)
+    ev = prompts.filter(is_eval & ~guessed & in_bounds & _mask(prompts, pl.col("category").is_in(taxonomy.categories)))
     eval_ids = [
         pid
         for cat in taxonomy.categories
