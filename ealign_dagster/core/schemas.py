@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pydantic
 import yaml
@@ -63,6 +63,15 @@ class _Strict(pydantic.BaseModel):
 NonEmpty = pydantic.constr(min_length=1)
 
 
+def _framework(v: str) -> str:
+    if v not in FRAMEWORKS:
+        raise ValueError(f"must be one of {', '.join(FRAMEWORKS)}")
+    return v
+
+
+Framework = Annotated[str, pydantic.AfterValidator(_framework)]
+
+
 class Principle(_Strict):
     id: NonEmpty
     critique: NonEmpty
@@ -79,17 +88,10 @@ class FewShot(_Strict):
 class Constitution(_Strict):
     name: NonEmpty
     title: NonEmpty
-    framework: str
+    framework: Framework
     persona: NonEmpty
     principles: list[Principle] = pydantic.Field(min_length=MIN_PRINCIPLES)
     few_shot: list[FewShot] = pydantic.Field(min_length=MIN_FEW_SHOT)
-
-    @pydantic.field_validator("framework")
-    @classmethod
-    def _framework(cls, v: str) -> str:
-        if v not in FRAMEWORKS:
-            raise ValueError(f"must be one of {', '.join(FRAMEWORKS)}")
-        return v
 
     @pydantic.field_validator("principles")
     @classmethod
@@ -290,15 +292,8 @@ def load_item_bank(path: Path | None = None) -> ItemBank:
 
 class Persona(_Strict):
     name: NonEmpty
-    framework: str
+    framework: Framework
     prompt: NonEmpty  # the system prompt that asks the base model to answer as this persona
-
-    @pydantic.field_validator("framework")
-    @classmethod
-    def _framework(cls, v: str) -> str:
-        if v not in FRAMEWORKS:
-            raise ValueError(f"must be one of {', '.join(FRAMEWORKS)}")
-        return v
 
 
 class PersonaSet(_Strict):
