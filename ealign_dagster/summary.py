@@ -83,10 +83,12 @@ def print_summary(root: Path) -> None:
             " WHERE s.category = 'all' AND s.judge = (SELECT any_value(judge) FROM emergent_alignment) ORDER BY s.benchmark, constitution, scope",
         ),
         (
-            "emergent alignment (change vs base; negative = safer / less over-refusal)",
+            "emergent alignment (change vs base; negative = safer / less over-refusal; harmful benchmarks pooled,"
+            " per benchmark in the table)",
             "SELECT constitution, scope, category_role, family, metric, n,"
             " round(base_rate, 3) AS base, round(model_rate, 3) AS model, round(delta, 3) AS delta, round(ci_low, 3) AS ci_low,"
-            " round(ci_high, 3) AS ci_high, round(p_holm, 3) AS p_holm FROM emergent_alignment ORDER BY ALL",
+            " round(ci_high, 3) AS ci_high, round(p_holm, 3) AS p_holm FROM emergent_alignment"
+            " WHERE benchmark IN ('harmful_pooled', 'benign') ORDER BY ALL",
         ),
         (
             "projectability (logprob Likert; signature change vs base, ranked)",

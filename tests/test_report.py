@@ -40,6 +40,7 @@ def _data() -> render.ReportData:
             "constitution": ["deontology"] * 3,
             "scope": ["narrow_cyber"] * 3,
             "category_role": ["trained", "held_out", "over_refusal"],
+            "benchmark": ["harmful_pooled", "harmful_pooled", "benign"],
             "family": ["exploratory", "primary", "exploratory"],
             "metric": ["non_refusal_rate", "non_refusal_rate", "refusal_rate"],
             "n": pl.Series([6, 4, 4], dtype=pl.Int32),

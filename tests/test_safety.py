@@ -74,7 +74,9 @@ def test_primary_family_is_corrected_alone_and_the_rest_per_judge():
 
 def test_emergent_alignment_rows_score_interval_and_family():
     df = ss.emergent_rows(_judgments(), MODELS, load_taxonomy(), "prefix")
-    row = {r["category_role"]: r for r in df.iter_rows(named=True)}
+    row = {
+        r["category_role"]: r for r in df.filter(pl.col("benchmark").is_in([ss.POOLED, "benign"])).iter_rows(named=True)
+    }
     t = row["trained"]
     assert t["base_rate"] == 0.75 and t["model_rate"] == 0 and t["delta"] == -0.75
     assert row["held_out"]["delta"] == pytest.approx(0.25 - 0.5)
@@ -86,6 +88,20 @@ def test_emergent_alignment_rows_score_interval_and_family():
     assert row["held_out"]["p_holm"] == row["held_out"]["p_value"]  # a family of one
     expl = df.filter(family="exploratory")
     assert expl["p_holm"].to_numpy() == pytest.approx(multipletests(expl["p_value"].to_numpy(), method="holm")[1])
+
+
+def test_emergent_alignment_per_benchmark_next_to_the_pooled_view():
+    """Two harmful benchmarks: the pooled row counts both; each benchmark also has its own rows,
+    exploratory (before: all harmful benchmarks pooled, none named)."""
+    j = _judgments()
+    j = pl.concat([j, j.filter(pl.col("benchmark") != "benign").with_columns(benchmark=pl.lit("mine"))])
+    df = ss.emergent_rows(j, MODELS, load_taxonomy(), "prefix").filter(category_role="held_out")
+    by = {r["benchmark"]: r for r in df.iter_rows(named=True)}
+    assert set(by) == {ss.POOLED, "harmbench_standard", "mine"}
+    assert by[ss.POOLED]["n"] == by["mine"]["n"] + by["harmbench_standard"]["n"] == 8
+    assert by["mine"]["delta"] == by["harmbench_standard"]["delta"] == by[ss.POOLED]["delta"]
+    assert {b: r["family"] for b, r in by.items()} == {ss.POOLED: "primary", "harmbench_standard": "exploratory",
+                                                       "mine": "exploratory"}  # fmt: skip
 
 
 def test_score_interval_keeps_width_where_the_bootstrap_collapses():

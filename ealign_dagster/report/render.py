@@ -19,6 +19,8 @@ import numpy as np
 import polars as pl
 import polars.selectors as cs
 
+from ealign_dagster.safety.scores import BENIGN, POOLED
+
 ROLE_MARKERS = {
     "trained": ("s", "trained"),
     "held_out": ("*", "held-out"),
@@ -133,7 +135,8 @@ def plot_heldout_vs_trained(data: ReportData) -> bytes:
 
     # one row per narrow adapter; columns delta_trained, ci_low_held_out, ... (missing = NaN)
     w = (
-        data.emergent.pivot(
+        data.emergent.filter(pl.col("benchmark").is_in([POOLED, BENIGN]))
+        .pivot(
             "category_role", index=["constitution", "scope"], values=["delta", "ci_low", "ci_high"],
             aggregate_function=pl.element().drop_nulls().first(),
         )
@@ -292,7 +295,7 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict) 
         src = f"data:image/png;base64,{base64.b64encode(png).decode()}"
         sections.append(f"<h2>{html.escape(heading)}</h2><img alt='{name}' src='{src}'>")
     e = data.emergent.select(
-        "constitution", "scope", "category_role", "family", "metric", "n", "base_rate", "model_rate", "delta",
+        "constitution", "scope", "category_role", "benchmark", "family", "metric", "n", "base_rate", "model_rate", "delta",
         "ci_low", "ci_high", "p_holm",
     )  # fmt: skip
     pr = (

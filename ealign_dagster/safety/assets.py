@@ -69,7 +69,7 @@ def emergent_alignment(context: dg.AssetExecutionContext, ealign: EalignResource
     df = rows.with_columns(
         judge_version=pl.lit(judge_version), adapter_id=pl.col("model_id"), eval_version=pl.lit(eval_version)
     )
-    cols = ["constitution", "scope", "category_role", "family", "metric", "n", "base_rate", "model_rate", "delta",
-            "ci_low", "ci_high", "p_holm"]  # fmt: skip
+    cols = ["constitution", "scope", "category_role", "benchmark", "family", "metric", "n", "base_rate", "model_rate",
+            "delta", "ci_low", "ci_high", "p_holm"]  # fmt: skip
     return write(context, ealign.store, {"emergent_alignment": df}, metadata={"table": md_table(df, cols, 80),
                                                                             "judge": cfg.primary_judge})  # fmt: skip

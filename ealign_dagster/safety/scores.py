@@ -10,6 +10,7 @@ from ealign_dagster.core.schemas import Taxonomy
 from ealign_dagster.core.stats import holm, mcnemar_exact, paired_diff_ci, wilson
 
 BENIGN = "benign"
+POOLED = "harmful_pooled"  # emergent_alignment: every harmful benchmark together
 PAIR_KEYS = ["judge", "benchmark", "prompt_id"]
 
 
@@ -125,10 +126,11 @@ def emergent_rows(
     primary_family: str = "held_out_pooled",
 ) -> pl.DataFrame:
     """Per narrow adapter (constitution x scope): the change vs base in the bad-outcome rate on its
-    trained, held-out and other harmful categories and in over-refusal on the benign look-alikes, with
-    Tango's score CI and the exact McNemar p on the same prompts. With primary_family
-    'held_out_pooled' the held-out rows are the pre-registered primary family (Holm together); the
-    rest are exploratory (Holm together, separately)."""
+    trained, held-out and other harmful categories (the harmful benchmarks pooled, benchmark
+    'harmful_pooled', and each benchmark on its own) and in over-refusal on the benign look-alikes,
+    with Tango's score CI and the exact McNemar p on the same prompts. With primary_family
+    'held_out_pooled' the pooled held-out rows are the pre-registered primary family (Holm together);
+    the rest are exploratory (Holm together, separately)."""
     j = _with_base(outcome(judgments.filter(pl.col("judge") == judge)))
     rows = []
     for m in models.filter(pl.col("model_id") != "base").iter_rows(named=True):
@@ -143,12 +145,16 @@ def emergent_rows(
             g = mine.filter(pl.col("role") == r)
             if g.is_empty():
                 continue
-            primary = primary_family == "held_out_pooled" and r == "held_out"
-            rows.append({"constitution": m["constitution"], "scope": m["scope"], "model_id": m["model_id"],
-                         "category_role": r, "categories": ",".join(sorted(g["category"].unique())), "judge": judge,
-                         "metric": g["metric"][0], "n": len(g), "base_rate": float(g["bad_base"].mean()),
-                         "model_rate": float(g["bad"].mean()), **_change(g),
-                         "family": "primary" if primary else "exploratory"})  # fmt: skip
+            # the harmful benchmarks pooled (the pre-registered view), then each benchmark on its own
+            parts = [] if r == "over_refusal" else [(POOLED, g, True)]
+            parts += [(b, gb, False) for (b,), gb in g.sort("benchmark").group_by("benchmark", maintain_order=True)]
+            for bench, gb, pooled in parts:
+                primary = primary_family == "held_out_pooled" and r == "held_out" and pooled
+                rows.append({"constitution": m["constitution"], "scope": m["scope"], "model_id": m["model_id"],
+                             "category_role": r, "benchmark": bench, "categories": ",".join(sorted(gb["category"].unique())),
+                             "judge": judge, "metric": gb["metric"][0], "n": len(gb),
+                             "base_rate": float(gb["bad_base"].mean()), "model_rate": float(gb["bad"].mean()),
+                             **_change(gb), "family": "primary" if primary else "exploratory"})  # fmt: skip
     if not rows:
         return pl.DataFrame()
     df = pl.DataFrame(rows).rename({"delta_ci_low": "ci_low", "delta_ci_high": "ci_high"})

@@ -3,6 +3,7 @@ CREATE TABLE IF NOT EXISTS emergent_alignment (
     scope          VARCHAR NOT NULL,
     model_id       VARCHAR NOT NULL,
     category_role  VARCHAR NOT NULL,   -- trained | held_out | other | over_refusal
+    benchmark      VARCHAR,            -- harmful_pooled (all harmful benchmarks together) or one benchmark
     categories     VARCHAR,
     judge          VARCHAR NOT NULL,
     metric         VARCHAR NOT NULL,
