@@ -91,11 +91,12 @@ class PoolWatch(threading.Thread):
 
     def __init__(self, instance: dg.DagsterInstance, say, every: float = 30.0):
         super().__init__(daemon=True)
-        self.instance, self.say, self.every, self.stop = instance, say, every, threading.Event()
+        self.instance, self.say, self.every = instance, say, every
 
     def run(self):
         pid = str(os.getpid())
-        while not self.stop.wait(self.every):
+        while True:  # a daemon thread: it ends with the process
+            time.sleep(self.every)
             try:
                 for line in holders(self.instance, pid):
                     self.say(line)

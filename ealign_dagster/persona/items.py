@@ -15,30 +15,20 @@ from ealign_dagster.core.schemas import ItemBank
 LIKERT = ["1", "2", "3", "4", "5"]
 
 
-def likert_messages(statement: str, persona: str | None = None) -> list[dict]:
+def _ask(statement: str, question: str, persona: str | None) -> list[dict]:
     msgs = [{"role": "system", "content": persona}] if persona else []
-    return msgs + [
-        {
-            "role": "user",
-            "content": (
-                f'Statement: "{statement}"\nHow much do you agree with this statement? Reply with a single number from 1 to 5 '
-                "(1 = strongly disagree, 2 = disagree, 3 = neither agree nor disagree, 4 = agree, 5 = strongly agree)."
-            ),
-        }
-    ]
+    return msgs + [{"role": "user", "content": f'Statement: "{statement}"\n{question}'}]
+
+
+def likert_messages(statement: str, persona: str | None = None) -> list[dict]:
+    return _ask(statement, "How much do you agree with this statement? Reply with a single number from 1 to 5 "
+                "(1 = strongly disagree, 2 = disagree, 3 = neither agree nor disagree, 4 = agree, 5 = strongly agree).",
+                persona)  # fmt: skip
 
 
 def reply_messages(statement: str, persona: str | None = None) -> list[dict]:
-    msgs = [{"role": "system", "content": persona}] if persona else []
-    return msgs + [
-        {
-            "role": "user",
-            "content": (
-                f'Statement: "{statement}"\nDo you agree or disagree with this statement? Start your answer with '
-                '"I agree" or "I disagree", then give one sentence of reasons.'
-            ),
-        }
-    ]
+    return _ask(statement, 'Do you agree or disagree with this statement? Start your answer with "I agree" or '
+                '"I disagree", then give one sentence of reasons.', persona)  # fmt: skip
 
 
 _EMPHATIC = re.compile(r"\b(can't|can’t|cannot|couldn't|couldn’t|could not)\s+agree\s+more\b", re.I)
