@@ -51,6 +51,10 @@ def print_summary(root: Path) -> None:
             "split sizes",
             "SELECT scope, role, count(*) AS n, count(DISTINCT category) AS categories FROM splits GROUP BY ALL ORDER BY ALL",
         ),
+        (
+            "unmapped source labels (neither mapped nor a category; rows per label and the source's rule)",
+            "SELECT source, label, rule, rows FROM source_labels ORDER BY source, rows DESC, label",
+        ),
         ("filter drops", "SELECT scope, reason, count(*) AS dropped FROM split_audit GROUP BY ALL ORDER BY ALL"),
         (
             "constitutional revisions",
@@ -84,11 +88,11 @@ def print_summary(root: Path) -> None:
         ),
         (
             "emergent alignment (change vs base; negative = safer / less over-refusal; harmful benchmarks pooled,"
-            " per benchmark in the table)",
-            "SELECT constitution, scope, category_role, family, metric, n,"
+            " per benchmark in the table; over-refusal per set)",
+            "SELECT constitution, scope, category_role, benchmark, family, metric, n,"
             " round(base_rate, 3) AS base, round(model_rate, 3) AS model, round(delta, 3) AS delta, round(ci_low, 3) AS ci_low,"
             " round(ci_high, 3) AS ci_high, round(p_holm, 3) AS p_holm FROM emergent_alignment"
-            " WHERE benchmark IN ('harmful_pooled', 'benign') ORDER BY ALL",
+            " WHERE benchmark = 'harmful_pooled' OR category_role = 'over_refusal' ORDER BY ALL",
         ),
         (
             "projectability (logprob Likert; signature change vs base, ranked)",

@@ -1,5 +1,7 @@
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,24 @@ def assets_copy(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "assets", dst)
     monkeypatch.setenv("EALIGN_ASSETS", str(dst))
     return dst
+
+
+@pytest.fixture(scope="session")
+def tiny_template(tmp_path_factory, embedding_cache):
+    """One `ealign run --profile tiny` per session, as a user runs it (shipped assets, own process);
+    tests that need a finished home work on a copy (tiny_home). Returns (home, stdout)."""
+    home = tmp_path_factory.mktemp("tiny-template") / "h"
+    env = {k: v for k, v in os.environ.items() if k != "EALIGN_ASSETS"}
+    p = subprocess.run([str(Path(sys.executable).parent / "ealign"), "run", "--profile", "tiny", "--home", str(home)],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    return home, p.stdout
+
+
+@pytest.fixture
+def tiny_home(tiny_template, tmp_path):
+    """A private copy of the finished tiny home (homes can move: tables hold home-relative paths)."""
+    home, out = tiny_template
+    dst = tmp_path / "h"
+    shutil.copytree(home, dst, symlinks=True)
+    return dst, out

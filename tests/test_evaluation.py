@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from ealign_dagster.core.config import load_profile
+from ealign_dagster.core.config import Profile, load_profile
 from ealign_dagster.core.store import Lineage, Store
 from ealign_dagster.evaluation.benchmarks import BENCHMARKS, eval_set
 
@@ -27,22 +27,43 @@ def _store(tmp_path) -> Store:
     return store
 
 
+def _without_lookalikes(cfg):
+    """The profile with eval.benign off: no over-refusal set at all."""
+    data = cfg.model_dump()
+    data["eval"]["benign"] = False
+    data["prompts"]["sources"] = [s for s in data["prompts"]["sources"] if s["role"] != "benign"]
+    return Profile.model_validate(data)
+
+
+def _with_lookalikes(store: Store, cfg) -> Store:
+    """The shipped look-alikes in `prompts`, as the prompts asset reads them."""
+    from ealign_dagster.core.schemas import load_taxonomy
+    from ealign_dagster.prompts.build import build_prompts
+
+    only = cfg.prompts.model_copy(update={"sources": [s for s in cfg.prompts.sources if s.role == "benign"],
+                                          "reference": []})  # fmt: skip
+    rows = build_prompts(only, load_taxonomy())[0]
+    old = store.table("prompts")
+    store.replace_many([("prompts", pl.concat([old, rows], how="diagonal_relaxed"), {})], Lineage("r", "prompts"), "v")
+    return store
+
+
 def test_each_evaluation_prompt_is_in_the_set_once(tmp_path):
-    tiny = load_profile("tiny")
-    cfg = tiny.model_copy(update={"eval": tiny.eval.model_copy(update={"benign": False})})
+    cfg = _without_lookalikes(load_profile("tiny"))
     df, version = eval_set(_store(tmp_path), cfg)
     assert sorted(df["prompt_id"]) == ["p1", "p2"]  # not generated and judged twice
     assert dict(zip(df["prompt_id"], df["category"])) == {"p1": "illegal", "p2": "harassment_bullying"}
     assert dict(zip(df["prompt_id"], df["benchmark"])) == {"p1": "harmbench_standard", "p2": "harmbench_contextual"}
+    assert set(df["role"]) == {"eval"}
     assert eval_set(_store(tmp_path / "again"), cfg)[1] == version  # a content hash: same rows, same version
 
 
 def test_benign_lookalikes_are_a_stratified_seeded_subset(tmp_path):
     cfg = load_profile("demo")
-    df, _ = eval_set(_store(tmp_path), cfg)
+    df, _ = eval_set(_with_lookalikes(_store(tmp_path), cfg), cfg)
     benign = df.filter(pl.col("benchmark") == "benign")
-    assert set(BENCHMARKS) == {"harmful", "benign"}
+    assert set(BENCHMARKS) == {"harmful", "over_refusal"}
     assert benign.height == cfg.eval.benign_limit == 36
     per_category = benign.group_by("category").len()["len"]
     assert per_category.max() - per_category.min() <= 1  # stratified: every category equally
-    assert benign["kind"].null_count() == 0
+    assert benign["kind"].null_count() == 0 and set(benign["role"]) == {"benign"}

@@ -132,3 +132,14 @@ def test_unmapped_labels_follow_the_source_rule_and_are_counted(tmp_path, rule):
         assert mine.height == 1 and counts["mine:excluded"] == 1
     else:
         assert mine.height == 2 and mine.filter(pl.col("text").str.contains("lock"))["label_origin"][0] == "embedding"
+
+
+def test_harmbench_where_keeps_one_functional_category():
+    """A profile can evaluate HarmBench's standard behaviours only (the demo leaves the long contextual
+    ones out and its report says so)."""
+    every = read_source(SourceConfig(name="harmbench", kind="harmbench", role="eval", split="val")).rows
+    standard = read_source(SourceConfig(name="harmbench", kind="harmbench", role="eval", split="val",
+                                        where={"FunctionalCategory": "standard"})).rows  # fmt: skip
+    assert {r.functional_category for r in every} > {"standard"}
+    assert standard and {r.functional_category for r in standard} == {"standard"}
+    assert [r.source_ref for r in standard] == [r.source_ref for r in every if r.functional_category == "standard"]

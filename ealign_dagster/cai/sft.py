@@ -62,13 +62,11 @@ def build_sft(
 def sft_examples(cfg, home, store, name: str, scope: str, versions: dict) -> tuple[pl.DataFrame, dict]:
     """The SFT examples of one constitution x scope with their lineage columns; `versions` holds the
     data versions of the upstream partitions (splits[scope], cai_revisions[name])."""
-    from transformers import AutoTokenizer
-
-    from ealign_dagster.core.models import resolve
+    from ealign_dagster.core.models import load_tokenizer, resolve
 
     train = store.query("SELECT prompt_id, category FROM splits WHERE scope = ? AND role = 'train'", [scope])
     revs = store.table("cai_revisions", "WHERE constitution = ?", [name])
-    tok = AutoTokenizer.from_pretrained(resolve(cfg.student.model, home.models))
+    tok = load_tokenizer(resolve(cfg.student.model, home.models))
     df, dropped = build_sft(name, scope, train, revs, tok, cfg.sft)
     df = df.with_columns(
         split_version=pl.lit(versions.get(f"splits[{scope}]"), dtype=pl.String),

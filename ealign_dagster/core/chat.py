@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 
 from ealign_dagster.core.cache import GenerationCache
 from ealign_dagster.core.config import ModelConfig
+from ealign_dagster.core.logprobs import LocalScoring
 from ealign_dagster.core.paths import Home
 from ealign_dagster.core.sampling import sampler
 
 if TYPE_CHECKING:
-    import numpy as np
+    pass
 
 
 # Fixed prompts whose answers identify a model: the endpoint fingerprint and the adapter canary.
@@ -60,7 +61,7 @@ class EndpointError(RuntimeError):
     """A non-retryable answer from an OpenAI-compatible endpoint."""
 
 
-class LocalChat:
+class LocalChat(LocalScoring):
     """transformers backend: the model loads once per process; batched, length-sorted, left-padded
     generation; PEFT adapters attached and switched without reloading the base."""
 
@@ -96,6 +97,12 @@ class LocalChat:
     def model(self):
         return self.state["model"]
 
+    @property
+    def batching(self) -> str:
+        """How calls over several adapters run (ModelConfig.adapter_batching, auto resolved)."""
+        mode = self.cfg.adapter_batching
+        return ("mixed" if self.device == "cuda" else "merge") if mode == "auto" else mode
+
     def attach(self, name: str, path: str) -> None:
         """Load a PEFT adapter next to the base weights (once); the base is not reloaded."""
         adapters = self.state["adapters"]
@@ -103,6 +110,7 @@ class LocalChat:
             return
         from peft import PeftModel
 
+        self._unmerge()
         self.state.pop("prefix", None)  # a cached prefix may hold the old weights under this name
         if not adapters:
             self.state["model"] = PeftModel.from_pretrained(self.model, path, adapter_name=name).eval()
@@ -113,34 +121,71 @@ class LocalChat:
         adapters[name] = path
 
     def activate(self, name: str | None) -> None:
-        """Switch to an attached adapter, or to the base model (None)."""
+        """Switch to an attached adapter, or to the base model (None). Under `merge` the adapter's
+        weights are added to the base for its turn and the base weights restored exactly after."""
         adapters = self.state["adapters"]
-        if name is None:
-            if adapters:
-                self.model.base_model.disable_adapter_layers()
-            return
-        if name not in adapters:
+        if name is not None and name not in adapters:
             raise KeyError(f"adapter '{name}' is not attached to {self.cfg.model}")
+        if not adapters or (self.batching == "merge" and self.state.get("merged") == name and name is not None):
+            return
+        self._unmerge()
+        if name is None:
+            self.model.base_model.disable_adapter_layers()
+            return
         self.model.base_model.enable_adapter_layers()
         self.model.set_adapter(name)
+        if self.batching == "merge":
+            layers = self._lora_layers()
+            if "base_weights" not in self.state:  # taken before any merge: the exact base
+                self.state["base_weights"] = [m.base_layer.weight.detach().clone() for m in layers]
+            self.model.base_model.merge_adapter([name])
+            self.state["merged"] = name
+
+    def _lora_layers(self) -> list:
+        from peft.tuners.lora import LoraLayer
+
+        return [m for m in self.model.modules() if isinstance(m, LoraLayer)]
+
+    def _unmerge(self) -> None:
+        """Undo a merged adapter, restoring the base weights bit for bit (not base + delta - delta)."""
+        if self.state.get("merged") is None:
+            return
+        self.model.base_model.unmerge_adapter()
+        for m, w in zip(self._lora_layers(), self.state["base_weights"]):
+            m.base_layer.weight.data.copy_(w)
+        self.state["merged"] = None
+
+    def _mix(self) -> None:
+        """Ready for a batch whose rows name different adapters: nothing merged, LoRA layers on."""
+        self._unmerge()
+        self.model.base_model.enable_adapter_layers()
 
     def generate_batches(self, reqs: list[Request]) -> Iterator[tuple[list[int], list[Result]]]:
-        """Yield (indices, results) per batch; batches share sampling params and similar lengths."""
+        """Yield (indices, results) per batch; batches share sampling params and similar lengths, and
+        one adapter unless `adapter_batching` is mixed (then each row runs its own, PEFT adapter_names)."""
         import torch
 
         lengths = [
             len(self.tokenizer.apply_chat_template(r.as_messages(), add_generation_prompt=True, tokenize=False))
             for r in reqs
         ]
+        mixed = self.batching == "mixed" and bool(self.state["adapters"])
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(reqs):
-            groups.setdefault((r.max_new_tokens, r.temperature, r.top_p, r.adapter), []).append(i)
+            groups.setdefault((r.max_new_tokens, r.temperature, r.top_p, None if mixed else r.adapter), []).append(i)
         eos = self.tokenizer.eos_token_id
-        for (max_new, temp, top_p, adapter), idx in groups.items():
-            self.activate(adapter)
-            idx = sorted(idx, key=lambda i: lengths[i])
+        for (max_new, temp, top_p, _), idx in groups.items():
+            idx = sorted(idx, key=lambda i: (lengths[i], reqs[i].adapter or ""))
             for b in range(0, len(idx), self.cfg.batch_size):
                 batch = idx[b : b + self.cfg.batch_size]
+                names = {reqs[i].adapter for i in batch}
+                extra = {}
+                if len(names) == 1:
+                    self.activate(next(iter(names)))
+                else:
+                    self._mix()
+                    extra["adapter_names"] = [reqs[i].adapter or "__base__" for i in batch]
+                adapter = next(iter(names)) if len(names) == 1 else False  # False: no shared prefix
                 ids, mask, past = self._batch_inputs([reqs[i] for i in batch], adapter)
                 procs = sampler(temp, top_p, [reqs[i] for i in batch], self.device) if temp > 0 else None
                 with torch.inference_mode():
@@ -152,6 +197,7 @@ class LocalChat:
                         do_sample=False,  # greedy, or sampled by _sampler's per-request noise
                         logits_processor=procs,
                         pad_token_id=self.tokenizer.pad_token_id,
+                        **extra,
                     )
                 new = out[:, ids.shape[1] :].tolist()
                 results = []
@@ -161,8 +207,9 @@ class LocalChat:
                     results.append(Result(text, int(mask[j].sum()), n))
                 yield batch, results
 
-    def _batch_inputs(self, reqs: list[Request], adapter: str | None):
-        """Token ids, attention mask and a prefilled cache for one batch.
+    def _batch_inputs(self, reqs: list[Request], adapter: str | None | bool):
+        """Token ids, attention mask and a prefilled cache for one batch (adapter False: rows of several
+        adapters, whose prefixes differ, so none is shared).
 
         Rows that share a long prefix (system prompt and few-shot exemplars: every CAI request of a
         constitution) are laid out as [prefix][padding][own tokens]; the prefix's keys and values are
@@ -183,7 +230,7 @@ class LocalChat:
             if any(r[k] != rows[0][k] for r in rows):
                 shared = k
                 break
-        if not self.cfg.prefix_cache_min_tokens or shared < self.cfg.prefix_cache_min_tokens:
+        if adapter is False or not self.cfg.prefix_cache_min_tokens or shared < self.cfg.prefix_cache_min_tokens:
             shared = 0
         pad = self.tokenizer.pad_token_id
         width = max(len(r) - shared for r in rows)
@@ -202,130 +249,6 @@ class LocalChat:
         past.batch_repeat_interleave(len(rows))
         return ids, mask, past
 
-    def logprobs(
-        self, prompts: list[list[dict]], completions: list[str], batch_size: int = 8, adapter: str | None = None
-    ) -> list[float]:
-        """Sum of log-probabilities of each completion after its chat prompt."""
-        import torch
-
-        self.activate(adapter)
-        out = []
-        for b in range(0, len(prompts), batch_size):
-            heads = [
-                self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
-                for p in prompts[b : b + batch_size]
-            ]
-            head_ids = [self.tokenizer(h, add_special_tokens=False)["input_ids"] for h in heads]
-            tail_ids = [
-                self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in completions[b : b + batch_size]
-            ]
-            seqs = [h + t for h, t in zip(head_ids, tail_ids)]
-            width = max(map(len, seqs))
-            pad = self.tokenizer.pad_token_id
-            ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
-            with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
-            for j, (h, t) in enumerate(zip(head_ids, tail_ids)):
-                out.append(float(logp[j, len(h) - 1 : len(h) - 1 + len(t)].sum()))
-        return out
-
-    def option_logprobs(
-        self, prompts: list[list[dict]], options: list[str], batch_size: int = 16, adapter: str | None = None, log=None
-    ) -> np.ndarray:
-        """Log-probability of each option as the reply's start, one row per prompt: the sum over all its tokens
-        after the chat prompt (SentencePiece spells "4" as '▁' '4': first tokens alike). Per batch, one prefill of
-        the left-padded prompts; longer options go on from a copy of its cache. `log`: unused (the endpoint's)."""
-        import numpy as np
-        import torch
-
-        self.activate(adapter)
-        pad, out = self.tokenizer.pad_token_id, []
-        for b in range(0, len(prompts), batch_size):
-            heads = [
-                self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
-                for p in prompts[b : b + batch_size]
-            ]
-            head_ids = [self.tokenizer(h, add_special_tokens=False)["input_ids"] for h in heads]
-            tails = [self._option_tokens(h, hi, options) for h, hi in zip(heads, head_ids)]  # [row][option]
-            width, n = max(map(len, head_ids)), len(heads)
-            ids = torch.tensor([[pad] * (width - len(s)) + s for s in head_ids], device=self.device)
-            mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in head_ids], device=self.device)
-            scores = torch.zeros(n, len(options), device=self.device)
-            with torch.inference_mode():
-                pos = (mask.cumsum(-1) - 1).clamp(min=0)
-                prefill = self.model(
-                    input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1
-                )
-                first = torch.log_softmax(prefill.logits[:, -1].float(), dim=-1)
-                for k in range(len(options)):
-                    m = max(len(t[k]) for t in tails)  # option k's tokens, right-padded
-                    opt = torch.tensor([t[k] + [pad] * (m - len(t[k])) for t in tails], device=self.device)
-                    scores[:, k] = first.gather(-1, opt[:, :1])[:, 0]
-                    if m == 1:
-                        continue
-                    # feed all tokens but the last: position j predicts token j + 1
-                    fed = torch.tensor([[1] * (len(t[k]) - 1) + [0] * (m - len(t[k])) for t in tails]).to(opt)
-                    logits = self.model(
-                        input_ids=opt[:, :-1],
-                        attention_mask=torch.cat([mask, fed], dim=1),
-                        position_ids=mask.sum(-1, keepdim=True) + torch.arange(m - 1, device=self.device),
-                        cache=copy.deepcopy(prefill.cache),
-                    ).logits
-                    lp = torch.log_softmax(logits.float(), dim=-1).gather(-1, opt[:, 1:, None])[..., 0]
-                    scores[:, k] += (lp * fed).sum(-1)
-            out.append(scores.cpu().numpy().astype(float))
-        return np.concatenate(out) if out else np.zeros((0, len(options)))
-
-    def next_token_logprobs(
-        self, prompts: list[list[dict]], k: int = 5, adapter: str | None = None, batch_size: int = 16
-    ) -> list[dict[str, float]]:
-        """The k most likely first reply tokens after each chat prompt, as {decoded token: log-prob}
-        (what an endpoint's top_logprobs return): one left-padded forward pass per batch."""
-        import numpy as np
-        import torch
-
-        self.activate(adapter)
-        pad, out = self.tokenizer.pad_token_id, []
-        for b in range(0, len(prompts), batch_size):
-            rows = [self.tokenizer(self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False),
-                                   add_special_tokens=False)["input_ids"] for p in prompts[b : b + batch_size]]  # fmt: skip
-            width = max(map(len, rows))
-            ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
-            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
-            with torch.inference_mode():
-                pos = (mask.cumsum(-1) - 1).clamp(min=0)
-                logits = (
-                    self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1)
-                    .logits[:, -1]
-                    .float()
-                )
-            top = torch.log_softmax(logits, dim=-1).topk(k, dim=-1)
-            for values, idx in zip(top.values.tolist(), top.indices.tolist()):
-                d: dict[str, float] = {}
-                for v, i in zip(values, idx):  # two ids can decode alike: their probabilities add
-                    t = self.tokenizer.decode([i])
-                    d[t] = float(np.logaddexp(d[t], v)) if t in d else v
-                out.append(d)
-        return out
-
-    def _option_tokens(self, head: str, head_ids: list[int], options: list[str]) -> list[list[int]]:
-        """Each option's tokens after a chat prompt: those of prompt + option past the prompt's own or,
-        where the two merge at the seam, the option's alone (as `logprobs` takes completions)."""
-        full = self.tokenizer([head + o for o in options], add_special_tokens=False)["input_ids"]
-        alone = self.tokenizer(options, add_special_tokens=False)["input_ids"]
-        tails = [f[len(head_ids) :] if f[: len(head_ids)] == head_ids else a for f, a in zip(full, alone)]
-        seen: dict[tuple[int, ...], str] = {}
-        for o, t in zip(options, tails):
-            if not t or tuple(t) in seen:
-                raise ValueError(
-                    f"options {seen.get(tuple(t), '')!r} and {o!r} are the same tokens {t} after the chat prompt "
-                    f"under tokenizer {self.tokenizer.name_or_path}: their log-probabilities cannot be told apart"
-                )
-            seen[tuple(t)] = o
-        return tails
-
 
 def load_chat(cfg: ModelConfig, home: Home):
     """The chat model a config names; its generation cache lives in the home."""
@@ -342,13 +265,15 @@ def generate(
     cache: GenerationCache | None = None,
     log=None,
     what: str = "rows",
-    key_version: str | None = None,
+    key_version: str | list[str] | None = None,
 ) -> list[Result]:
     """Results for every request: cache hits first, the rest generated, each batch persisted at once.
     key_version: what the cache keys on instead of the model version (e.g. base + adapter checksum,
-    so a retrained adapter under the same name never reuses old answers)."""
+    so a retrained adapter under the same name never reuses old answers); one per request when the
+    requests are for several models."""
     cache = cache or chat.cache
-    keys = [GenerationCache.key(key_version or chat.version, r) for r in reqs]
+    versions = key_version if isinstance(key_version, list) else [key_version] * len(reqs)
+    keys = [GenerationCache.key(v or chat.version, r) for v, r in zip(versions, reqs, strict=True)]
     found = cache.get_many(list(set(keys)))
     results: list[Result | None] = [found.get(k) for k in keys]
     todo = [i for i, r in enumerate(results) if r is None]

@@ -28,24 +28,35 @@ class _Model(pydantic.BaseModel):
 
 
 class SourceConfig(_Model):
-    """One prompt source. `kind` picks the reader; `role` says train pool or evaluation set."""
+    """One prompt source. `kind` picks the reader; `role` says training pool, benchmark (eval: harmful
+    prompts, one benchmark per source) or over-refusal set (benign: safe prompts that look unsafe)."""
 
     name: str
     kind: Literal["harmbench", "advbench", "donotanswer", "file", "hf"]
-    role: Literal["train", "eval"] = "train"
+    role: Literal["train", "eval", "benign"] = "train"
     path: str | None = None  # file/folder for kind=file|hf; an HF dataset id when online
     split: str | None = None  # harmbench: test|val|all; hf: the split name
     text_column: str = "prompt"
     id_column: str | None = None  # the source's own row id; must be unique
     category_column: str | None = None
     subcategory_column: str | None = None
+    kind_column: str | None = None  # benign: why a prompt looks harmful (free-form, reported per kind)
+    where: dict[str, str] | None = None  # keep only rows whose column equals the value (file, hf, harmbench)
     category: str | None = None  # every row of this source is this category
     label_map: str | None = None  # key in taxonomy.label_maps (default: the source name)
     # A label that is neither mapped nor a taxonomy category: embed (assign by nearest labelled
     # prompt), drop (leave the row out) or error. Default: error for a file with its own category
     # column and no label map, embed otherwise. Counts per source label are in the prompts metadata.
     unmapped: Literal["embed", "drop", "error"] | None = None
-    limit: int | None = None  # seeded sample of at most this many rows
+    # A seeded sample of at most this many rows; for a benign set drawn at evaluation, stratified by category.
+    limit: int | None = None
+    # eval and benign: the evaluation sample per category (eval default: splits.eval_per_category;
+    # benign default: every row), drawn per source so that no other source changes it.
+    per_category: Positive | None = None
+
+
+SHIPPED_LOOKALIKES = dict(name="benign", kind="file", role="benign", path="benign/lookalikes.yaml", text_column="text",
+                          id_column="id", category_column="resembles", kind_column="kind")  # fmt: skip
 
 
 class PromptsConfig(_Model):
@@ -61,6 +72,18 @@ class PromptsConfig(_Model):
     # Cosine similarity to the nearest labelled prompt needed to trust an embedding assignment.
     assign_threshold: Share = 0.45
     seed: int = 0
+    # The labelled reference: evaluation sources whose labels assign unlabelled prompts (with the
+    # training sources' labels), fit the held-out classifier, and keep near-duplicates out of training.
+    # Any other evaluation source is a benchmark only: adding one changes no training row.
+    reference: list[str] = ["harmbench"]
+
+    @pydantic.model_validator(mode="after")
+    def _reference_is_a_source(self) -> PromptsConfig:
+        roles = {s.name: s.role for s in self.sources}
+        for name in self.reference if "reference" in self.model_fields_set else []:
+            if roles.get(name) != "eval":
+                raise ValueError(f"prompts.reference: '{name}' is not an evaluation source (role: eval)")
+        return self
 
 
 class SplitsConfig(_Model):
@@ -69,7 +92,8 @@ class SplitsConfig(_Model):
     seed: int = 0
     broad_per_category: Positive = 3  # broad: this many per category (stratified)
     narrow_size: Positive = 12  # narrow scopes: this many of the scope's category
-    eval_per_category: Positive = 12  # evaluation set, per category (HarmBench)
+    # The evaluation set, per benchmark source and category (a source's per_category overrides it).
+    eval_per_category: Positive = 12
     # Training prompts this similar to any held-out-category prompt leave that narrow scope.
     leakage_threshold: Share = 0.72
     # Similarity alone misses paraphrases (hand-written chem/bio prompts scored 0.33-0.64 against
@@ -104,6 +128,11 @@ class ModelConfig(_Model):
     # is prefilled once and reused; 0 turns it off.
     prefix_cache_min_tokens: Count = 32
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # local; auto = bf16 on CUDA, fp32 on CPU
+    # local, several adapters in one call: "switch" one adapter at a time; "merge" its weights into the
+    # base for its turn (no LoRA matmuls; the base weights restored exactly after); "mixed" rows of
+    # every adapter in the same batches (PEFT adapter_names). Answers are the same either way (greedy);
+    # auto = mixed on CUDA, merge on CPU (benchmarks/evaluation.py).
+    adapter_batching: Literal["auto", "switch", "merge", "mixed"] = "auto"
 
     @pydantic.model_validator(mode="after")
     def _endpoint_key(self) -> ModelConfig:
@@ -182,8 +211,10 @@ class EvalConfig(_Model):
     # Greedy, short: refusals show in the first sentence (the prefix judge reads 200 characters).
     sampling: SamplingConfig = SamplingConfig(max_new_tokens=32, temperature=0.0, top_p=1.0)
     seed: int = 0
-    benign: bool = True  # the look-alike prompts in assets/benign/ (over-refusal)
-    benign_limit: Positive | None = 36  # a seeded, category-stratified subset of at most this many
+    # The shipped look-alikes (assets/benign/lookalikes.yaml) as the over-refusal set 'benign', next to
+    # any `role: benign` source; false: only those.
+    benign: bool = True
+    benign_limit: Positive | None = 36  # the shipped set: a seeded, category-stratified subset of at most this many
     judges: list[Literal["prefix", "embedding", "llm"]] = ["prefix", "embedding"]
     primary_judge: Literal["prefix", "embedding", "llm"] = "embedding"  # emergent_alignment uses it
     # The confirmatory family, fixed before the run: the narrow adapters' held-out-category tests on
@@ -231,6 +262,14 @@ class Profile(_Model):
                 f"cai.judge and eval.primary_judge are both '{self.cai.judge}': the judge that selects the "
                 "training revisions must not score the evaluation; choose another for one of them"
             )
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _shipped_lookalikes(self) -> Profile:
+        """eval.benign: the shipped look-alikes are one more over-refusal source, named 'benign'."""
+        if self.eval.benign and "benign" not in {s.name for s in self.prompts.sources}:
+            shipped = SourceConfig(**SHIPPED_LOOKALIKES, limit=self.eval.benign_limit)
+            self.prompts = self.prompts.model_copy(update={"sources": [*self.prompts.sources, shipped]})
         return self
 
 

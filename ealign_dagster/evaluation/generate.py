@@ -44,23 +44,26 @@ def generations(
     chat = eval_chat(cfg, home)
     canary = canaries(cfg, home, chat, models, log)
     s = cfg.eval.sampling
-    frames, generated = [], 0
-    for mut in models:
+    reqs, versions = [], []
+    for mut in models:  # every model's requests in one call: the chat batches them (adapter_batching)
         attach(chat, mut)
-        reqs = [
+        reqs += [
             Request.chat([{"role": "user", "content": p}], max_new_tokens=s.max_new_tokens, temperature=s.temperature,
                          top_p=s.top_p, seed=stable_int(cfg.eval.seed, pid), adapter=mut.name)
             for p, pid in zip(items["prompt"], items["prompt_id"])
         ]  # fmt: skip
-        out = generate(chat, reqs, log=log, what=f"evaluation {mut.name or 'base'}", key_version=mut.key_version(chat))
-        generated += sum(not r.cached for r in out)
+        versions += [mut.key_version(chat)] * items.height
+    out = generate(chat, reqs, log=log, what=f"evaluation of {len(models)} models", key_version=versions)
+    frames = []
+    for k, mut in enumerate(models):
+        mine = out[k * items.height : (k + 1) * items.height]
         rows = items.with_columns(
-            *(pl.lit(v, dtype=pl.String).alias(k) for k, v in mut.columns().items()),
-            response=pl.Series([r.text for r in out], dtype=pl.String),
-            prompt_tokens=pl.Series([r.prompt_tokens for r in out], dtype=pl.Int64),
-            completion_tokens=pl.Series([r.completion_tokens for r in out], dtype=pl.Int64),
+            *(pl.lit(v, dtype=pl.String).alias(c) for c, v in mut.columns().items()),
+            response=pl.Series([r.text for r in mine], dtype=pl.String),
+            prompt_tokens=pl.Series([r.prompt_tokens for r in mine], dtype=pl.Int64),
+            completion_tokens=pl.Series([r.completion_tokens for r in mine], dtype=pl.Int64),
             model_version=pl.lit(mut.served_version(chat)),
             adapter_sha256=pl.lit(mut.sha256, dtype=pl.String),
         )
         frames.append(rows.with_columns(generation_version=pl.lit(data_version(rows.drop("prompt_tokens")))))
-    return pl.concat(frames, how="vertical"), generated, canary
+    return pl.concat(frames, how="vertical"), sum(not r.cached for r in out), canary

@@ -63,7 +63,7 @@ def refusal_scores(prompts: list[str], responses: list[str], judge: str, ctx: Ju
     return run_judge(judge, prompts, responses, ctx).score
 
 
-JUDGMENT_KEYS = ["model_id", "adapter_id", "constitution", "scope", "benchmark", "prompt_id", "category",
+JUDGMENT_KEYS = ["model_id", "adapter_id", "constitution", "scope", "benchmark", "role", "prompt_id", "category",
                  "generation_version"]  # fmt: skip
 
 

@@ -70,66 +70,91 @@ COLUMNS = ["item_id", "subscale", "reverse", "rival", "paraphrase_of", "text", "
            "reply", "code"]  # fmt: skip
 
 
-def score_items(
-    chat,
-    bank: ItemBank,
-    adapter: str | None,
-    persona: str | None = None,
-    generate_replies: bool = True,
-    sampling=None,
-    seed: int = 0,
-    batch_size: int = 16,
-    log=None,
-    key_version: str | None = None,
-) -> pl.DataFrame:
-    """Item-level persona answers for one model (base, adapter, or base under a persona prompt). An
-    item whose answer options get no probability (an endpoint returned none of them among its top
-    log-probabilities) has option_mass 0 and no value, and is counted in the log."""
-    from ealign_dagster.core.chat import Request, generate
-    from ealign_dagster.core.paths import stable_int
+def _bank_frame(bank: ItemBank) -> pl.DataFrame:
+    return pl.DataFrame([it.model_dump() for it in bank.items]).rename({"id": "item_id"})
 
-    items = pl.DataFrame([it.model_dump() for it in bank.items]).rename({"id": "item_id"})
-    texts, rev = items["text"].to_list(), items["reverse"].to_numpy().astype(bool)
-    logp = chat.option_logprobs([likert_messages(t, persona) for t in texts], LIKERT, batch_size=batch_size,
+
+def likert_rows(chat, bank: ItemBank, adapter: str | None, persona: str | None = None, batch_size: int = 16,
+                log=None) -> pl.DataFrame:  # fmt: skip
+    """Expected Likert answers from option log-probabilities for one model (base, adapter, or base
+    under a persona prompt). An item whose options get no probability (an endpoint returned none of
+    them among its top log-probabilities) has option_mass 0 and no value, and is counted in the log."""
+    items = _bank_frame(bank)
+    rev = items["reverse"].to_numpy().astype(bool)
+    logp = chat.option_logprobs([likert_messages(t, persona) for t in items["text"]], LIKERT, batch_size=batch_size,
                                 adapter=adapter, log=log)  # fmt: skip
     exp, mass = expected_likert(logp)
     if log and (mass == 0).any():
         log(f"persona ({adapter or 'base'}): {int((mass == 0).sum())}/{len(mass)} items got no probability on any of "
             f"the options {', '.join(LIKERT)}; they are left unanswered (option_mass 0)")  # fmt: skip
-    frames = [items.with_columns(method=pl.lit("logprob"), raw=exp, option_mass=mass, value=keyed((exp - 3) / 2, rev),
-                                 reply=pl.lit(None, pl.String), code=pl.lit(None, pl.String))]  # fmt: skip
-    if generate_replies:
-        reqs = [
-            Request.chat(reply_messages(t, persona), max_new_tokens=sampling.max_new_tokens,
-                         temperature=sampling.temperature, top_p=sampling.top_p, seed=stable_int(seed, i), adapter=adapter)
-            for t, i in zip(texts, items["item_id"])
-        ]  # fmt: skip
-        out = generate(chat, reqs, log=log, what=f"persona replies ({adapter or 'base'})", key_version=key_version)
-        codes = np.array([code_reply(o.text) for o in out])
-        agree = np.select([codes == "agree", codes == "disagree"], [1.0, -1.0], np.nan)
-        frames.append(items.with_columns(method=pl.lit("generated"), raw=agree, option_mass=pl.lit(None, pl.Float64),
-                                         value=keyed(agree, rev), reply=pl.Series([o.text for o in out]),
-                                         code=pl.Series(codes.tolist())))  # fmt: skip
+    return items.with_columns(method=pl.lit("logprob"), raw=exp, option_mass=mass, value=keyed((exp - 3) / 2, rev),
+                              reply=pl.lit(None, pl.String), code=pl.lit(None, pl.String))  # fmt: skip
+
+
+def reply_requests(bank: ItemBank, adapter: str | None, persona: str | None, sampling, seed: int) -> list:
+    from ealign_dagster.core.chat import Request
+    from ealign_dagster.core.paths import stable_int
+
+    return [
+        Request.chat(reply_messages(it.text, persona), max_new_tokens=sampling.max_new_tokens,
+                     temperature=sampling.temperature, top_p=sampling.top_p, seed=stable_int(seed, it.id), adapter=adapter)
+        for it in bank.items
+    ]  # fmt: skip
+
+
+def reply_rows(bank: ItemBank, texts: list[str]) -> pl.DataFrame:
+    """Generated replies coded agree / disagree / ambiguous, keyed like the Likert answers."""
+    items = _bank_frame(bank)
+    codes = np.array([code_reply(t) for t in texts])
+    agree = np.select([codes == "agree", codes == "disagree"], [1.0, -1.0], np.nan)
+    return items.with_columns(method=pl.lit("generated"), raw=agree, option_mass=pl.lit(None, pl.Float64),
+                              value=keyed(agree, items["reverse"].to_numpy().astype(bool)), reply=pl.Series(texts),
+                              code=pl.Series(codes.tolist()))  # fmt: skip
+
+
+def _finish(frames: list[pl.DataFrame]) -> pl.DataFrame:
     return pl.concat(frames, how="vertical_relaxed").select(COLUMNS).with_columns(pl.col("raw", "value").fill_nan(None))
+
+
+def score_items(chat, bank: ItemBank, adapter: str | None, persona: str | None = None, generate_replies: bool = True,
+                sampling=None, seed: int = 0, batch_size: int = 16, log=None,
+                key_version: str | None = None) -> pl.DataFrame:  # fmt: skip
+    """Item-level persona answers for one model: Likert log-probabilities and, optionally, coded replies."""
+    from ealign_dagster.core.chat import generate
+
+    frames = [likert_rows(chat, bank, adapter, persona, batch_size, log)]
+    if generate_replies:
+        reqs = reply_requests(bank, adapter, persona, sampling, seed)
+        out = generate(chat, reqs, log=log, what=f"persona replies ({adapter or 'base'})", key_version=key_version)
+        frames.append(reply_rows(bank, [o.text for o in out]))
+    return _finish(frames)
 
 
 def answer_items(cfg, home, bank: ItemBank, runs: list[dict], bank_version: str, log=None) -> pl.DataFrame:
     """Item-level answers for several runs of one loaded base. A run is {"model": ModelUnderTest,
     "persona": system prompt or None, "persona_name": ""}: an adapter (switched, never reloaded), the
-    base, or the base prompted as a persona."""
+    base, or the base prompted as a persona. The replies of every run go to the chat in one call, so
+    they share batches where the chat mixes adapters (adapter_batching)."""
+    from ealign_dagster.core.chat import generate
     from ealign_dagster.evaluation.generate import eval_chat
     from ealign_dagster.evaluation.models import attach
 
     chat = eval_chat(cfg, home)
-    e = cfg.eval
-    frames = []
+    e, n = cfg.eval, len(bank.items)
+    frames, reqs, versions = [], [], []
     for run in runs:
         mut = run["model"]
         attach(chat, mut)
-        version = mut.key_version(chat)
-        df = score_items(chat, bank, mut.name, run["persona"], e.persona_generate, e.persona_sampling, e.seed,
-                         (e.model or cfg.student).batch_size, log, version)  # fmt: skip
-        frames.append(df.with_columns(model_id=pl.lit(mut.model_id), adapter_id=pl.lit(mut.adapter_id, pl.String),
-                                      persona=pl.lit(run["persona_name"]), item_bank_version=pl.lit(bank_version),
-                                      model_version=pl.lit(version)))  # fmt: skip
-    return pl.concat(frames)
+        frames.append([likert_rows(chat, bank, mut.name, run["persona"], (e.model or cfg.student).batch_size, log)])
+        reqs += reply_requests(bank, mut.name, run["persona"], e.persona_sampling, e.seed)
+        versions += [mut.key_version(chat)] * n
+    if e.persona_generate:
+        out = generate(chat, reqs, log=log, what=f"persona replies ({len(runs)} runs)", key_version=versions)
+        for k, f in enumerate(frames):
+            f.append(reply_rows(bank, [o.text for o in out[k * n : (k + 1) * n]]))
+    return pl.concat(
+        _finish(f).with_columns(model_id=pl.lit(run["model"].model_id), adapter_id=pl.lit(run["model"].adapter_id, pl.String),
+                                persona=pl.lit(run["persona_name"]), item_bank_version=pl.lit(bank_version),
+                                model_version=pl.lit(v))
+        for f, run, v in zip(frames, runs, versions[::n] if n else [])
+    )  # fmt: skip

@@ -9,7 +9,7 @@ import polars as pl
 from ealign_dagster.core.config import PromptsConfig
 from ealign_dagster.core.embeddings import embed, nearest
 from ealign_dagster.core.schemas import InputError, Taxonomy
-from ealign_dagster.prompts.sources import map_labels, prompt_id, read_source
+from ealign_dagster.prompts.sources import map_labels, prompt_id, read_source, unmapped_rule
 
 PROMPT_SCHEMA = {
     "prompt_id": pl.String,
@@ -22,6 +22,8 @@ PROMPT_SCHEMA = {
     "subcategory": pl.String,
     "functional_category": pl.String,
     "source_labels": pl.String,
+    "kind": pl.String,
+    "reference": pl.Boolean,
     "label_origin": pl.String,
     "label_confidence": pl.Float64,
     "assigned": pl.Boolean,
@@ -41,8 +43,11 @@ def clean_text(text: str) -> tuple[str, int]:
 def build_prompts(cfg: PromptsConfig, taxonomy: Taxonomy, cache_dir=None, log=print) -> tuple[pl.DataFrame, dict, dict]:
     """Read every source, map labels, assign the rest by nearest labelled neighbour.
 
-    Returns (rows, {source: version}, counts). Evaluation sources are read first, so a text that is
-    both in the benchmark and in a training pool is kept once, as evaluation.
+    Returns (rows, {source: version}, counts). The reference benchmarks are read first, then the
+    training sources, then every other benchmark and over-refusal set: a text that is in two sources
+    is kept once, under the first, so a benchmark added later never takes a training prompt away.
+    Unlabelled prompts take the category of their nearest labelled prompt of a training source or a
+    reference benchmark (`reference` column), never of another benchmark.
     """
     names = [s.name for s in cfg.sources]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -53,7 +58,8 @@ def build_prompts(cfg: PromptsConfig, taxonomy: Taxonomy, cache_dir=None, log=pr
             raise InputError(f"profile prompts.sources[{s.name}]: field 'category': unknown category '{s.category}'")
     counts: Counter = Counter()
     versions, rows, seen = {}, [], set()
-    for s in sorted(cfg.sources, key=lambda s: s.role != "eval"):
+    reference = set(cfg.reference)
+    for s in sorted(cfg.sources, key=lambda s: 0 if s.name in reference else 1 if s.role == "train" else 2):
         data = read_source(s)
         versions[s.name] = data.version
         where = ", ".join(str(f) for f in data.files) or str(s.path)
@@ -84,6 +90,8 @@ def build_prompts(cfg: PromptsConfig, taxonomy: Taxonomy, cache_dir=None, log=pr
                     "subcategory": raw.subcategory,
                     "functional_category": raw.functional_category,
                     "source_labels": "|".join(raw.labels),
+                    "kind": raw.kind,
+                    "reference": s.name in reference and s.role == "eval",
                     "label_origin": a.label_origin,
                     "label_confidence": a.confidence,
                     "assigned": a.category is not None,
@@ -97,12 +105,16 @@ def build_prompts(cfg: PromptsConfig, taxonomy: Taxonomy, cache_dir=None, log=pr
     if todo.any():
         if todo.all():
             raise InputError("no source carries taxonomy labels: nothing to assign unlabeled prompts from")
+        labelled = ~todo & df.select((pl.col("role") == "train") | pl.col("reference")).to_series().to_numpy()
+        if not labelled.any():
+            raise InputError("no training source or reference benchmark carries taxonomy labels: nothing to "
+                             "assign unlabeled prompts from (see prompts.reference)")  # fmt: skip
         vecs = embed(df["text"].to_list(), cfg.embedding_model, cache_dir, log=log)
-        idx, sim = nearest(vecs[todo], vecs[~todo])
+        idx, sim = nearest(vecs[todo], vecs[labelled])
         near = pl.DataFrame(
             {
                 "prompt_id": df.filter(todo)["prompt_id"],
-                "near": df.filter(~todo)["category"].gather(idx),
+                "near": df.filter(labelled)["category"].gather(idx),
                 "sim": sim.round(4).astype(float),
                 "above": sim >= cfg.assign_threshold,
             }
@@ -118,3 +130,13 @@ def build_prompts(cfg: PromptsConfig, taxonomy: Taxonomy, cache_dir=None, log=pr
         )
         counts["embedding_below_threshold"] = int((sim < cfg.assign_threshold).sum())
     return df, versions, dict(counts)
+
+
+def unmapped_labels(cfg: PromptsConfig, taxonomy: Taxonomy, counts: dict) -> pl.DataFrame:
+    """The `source_labels` rows: per source, each label that is neither mapped nor a category, the rule
+    that applied to it (embed or drop) and how many rows carried it."""
+    rules = {s.name: unmapped_rule(s, taxonomy) for s in cfg.sources}
+    rows = [{"source": source, "label": label, "rule": rules[source], "rows": n}
+            for key, n in sorted(counts.items()) if key.count(":unmapped:")
+            for source, label in [key.split(":unmapped:", 1)]]  # fmt: skip
+    return pl.DataFrame(rows, schema={"source": pl.String, "label": pl.String, "rule": pl.String, "rows": pl.Int64})

@@ -36,6 +36,7 @@ class RawPrompt:
     subcategory: str | None = None
     functional_category: str | None = None
     source_ref: str | None = None  # the row's own id or position in its file
+    kind: str | None = None  # over-refusal sets: why the prompt looks harmful
 
 
 @dataclass
@@ -84,6 +85,8 @@ def _read_harmbench(cfg: SourceConfig, files: list[Path]) -> list[RawPrompt]:
     rows = []
     for path in files:
         for r in csv.DictReader(io.StringIO(read_text(path))):
+            if cfg.where and any(str(r.get(k)) != v for k, v in cfg.where.items()):  # e.g. FunctionalCategory
+                continue
             behavior, context = r["Behavior"].strip(), (r.get("ContextString") or "").strip()
             # HarmBench's own format for contextual behaviours: context, separator, request.
             text = f"{context}\n\n---\n\n{behavior}" if context else behavior
@@ -124,15 +127,19 @@ def _read_donotanswer(cfg: SourceConfig, files: list[Path]) -> list[RawPrompt]:
 
 
 def _table_rows(cfg: SourceConfig, path: Path) -> list[dict]:
-    """Rows of a local CSV / JSONL / Parquet file as dicts."""
+    """Rows of a local CSV / JSONL / JSON / YAML / Parquet file as dicts (JSON and YAML: a list, or a
+    mapping holding it under `data` or `prompts`)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return list(csv.DictReader(io.StringIO(read_text(path))))
-    if suffix in (".jsonl", ".json"):
+    if suffix in (".json", ".yaml", ".yml"):
+        data = json.loads(read_text(path)) if suffix == ".json" else yaml.safe_load(read_text(path))
+        rows = data if isinstance(data, list) else (data or {}).get("data", (data or {}).get("prompts", []))
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise InputError(f"{path}: expected a list of rows (or a mapping with one under 'data' or 'prompts')")
+        return rows
+    if suffix == ".jsonl":
         text = read_text(path)
-        if suffix == ".json":
-            data = json.loads(text)
-            return data if isinstance(data, list) else data.get("data", [])
         rows = []
         for n, line in enumerate(text.splitlines(), start=1):
             if line.strip():
@@ -145,7 +152,7 @@ def _table_rows(cfg: SourceConfig, path: Path) -> list[dict]:
         import pyarrow.parquet as pq
 
         return pq.read_table(path).to_pylist()
-    raise InputError(f"{path}: unsupported file type '{suffix}' (use .csv, .jsonl, .json or .parquet)")
+    raise InputError(f"{path}: unsupported file type '{suffix}' (use .csv, .jsonl, .json, .yaml or .parquet)")
 
 
 def _hf_rows(cfg: SourceConfig) -> tuple[list[dict], str]:
@@ -165,6 +172,14 @@ def _hf_rows(cfg: SourceConfig) -> tuple[list[dict], str]:
     return ds.to_list(), ds._fingerprint
 
 
+def _cell(r: dict, column: str, where, n: int) -> str:
+    """A required non-empty cell as text, or one line naming the file, row and field."""
+    value = r.get(column)
+    if value in (None, "") or (isinstance(value, float) and value != value):
+        raise InputError(f"{where}: row {n}: field '{column}' is empty")
+    return str(value)
+
+
 def _read_table(cfg: SourceConfig, files: list[Path]) -> tuple[list[RawPrompt], str | None]:
     fingerprint = None
     if cfg.kind == "hf":
@@ -174,6 +189,8 @@ def _read_table(cfg: SourceConfig, files: list[Path]) -> tuple[list[RawPrompt], 
         located = [(f, i + 1, r) for f in files for i, r in enumerate(_table_rows(cfg, f))]
     rows, ids = [], {}
     for where, n, r in located:
+        if cfg.where and any(str(r.get(k)) != v for k, v in cfg.where.items()):
+            continue
         if cfg.id_column:
             rid = r.get(cfg.id_column)
             if rid in (None, ""):
@@ -191,13 +208,11 @@ def _read_table(cfg: SourceConfig, files: list[Path]) -> tuple[list[RawPrompt], 
             raise InputError(f"{where}: row {n}: field '{cfg.text_column}' is empty")
         labels = []
         if cfg.category_column:
-            value = r.get(cfg.category_column)
-            if value in (None, ""):
-                raise InputError(f"{where}: row {n}: field '{cfg.category_column}' is empty")
-            labels = [str(value)]
+            labels = [_cell(r, cfg.category_column, where, n)]
         sub = r.get(cfg.subcategory_column) if cfg.subcategory_column else None
+        kind = _cell(r, cfg.kind_column, where, n) if cfg.kind_column else None
         ref = str(r[cfg.id_column]) if cfg.id_column else f"{Path(str(where)).name}:{n}"
-        rows.append(RawPrompt(text=text, labels=labels, subcategory=sub, source_ref=ref))
+        rows.append(RawPrompt(text=text, labels=labels, subcategory=sub, source_ref=ref, kind=kind))
     return rows, fingerprint
 
 
@@ -216,7 +231,7 @@ def read_source(cfg: SourceConfig) -> SourceData:
     where = ", ".join(str(f) for f in files) or cfg.path
     if not rows:
         raise InputError(f"source '{cfg.name}' ({where}): no rows")
-    if cfg.limit is not None and len(rows) > cfg.limit:
+    if cfg.limit is not None and len(rows) > cfg.limit and cfg.role != "benign":  # benign: at evaluation
         keep = sorted(random.Random(f"{cfg.name}:{len(rows)}").sample(range(len(rows)), cfg.limit))
         rows = [rows[i] for i in keep]
     version = tree_version(files) if files else str(fingerprint)
@@ -231,15 +246,19 @@ class Assignment:
     unmapped: tuple[str, ...] = ()  # the row's labels that are neither mapped nor a taxonomy category
 
 
+def unmapped_rule(cfg: SourceConfig, taxonomy: Taxonomy) -> str:
+    """The source's `unmapped` rule; by default an error for a file with its own category column and
+    no label map (a typo must not go to embedding silently), else embedding."""
+    mapped = cfg.label_map or cfg.name in taxonomy.label_maps
+    return cfg.unmapped or ("error" if cfg.category_column and not mapped else "embed")
+
+
 def map_labels(cfg: SourceConfig, row: RawPrompt, taxonomy: Taxonomy, where: str) -> Assignment:
     """Taxonomy category from a source's labels; None category = leave to the embedding step."""
     if cfg.category:
         return Assignment(cfg.category, "source", 1.0)
     mapping = taxonomy.label_maps.get(cfg.label_map or cfg.name, {})
-    # unmapped labels: the source's `unmapped` rule; by default an error for a file with its own
-    # category column and no label map (a typo must not go to embedding silently), else embedding
-    rule = cfg.unmapped or ("error" if cfg.category_column and not (cfg.label_map or cfg.name in taxonomy.label_maps)
-                            else "embed")  # fmt: skip
+    rule = unmapped_rule(cfg, taxonomy)
     targets, direct, unmapped = set(), True, []
     for label in row.labels:
         if label in mapping:

@@ -2,7 +2,7 @@
 
 Plots: the primary judge's rate per category per model with Wilson CIs (trained and held-out
 categories marked); held-out vs trained change per narrow adapter; over-refusal change next to the
-safety change; the persona heatmap (models x subscales); the projectability ranking with CIs.
+safety change, per over-refusal set; the persona heatmap (models x subscales); the projectability ranking with CIs.
 Tables: emergent alignment, projectability, known-persona validation, judge validation and agreement.
 """
 
@@ -19,7 +19,9 @@ import numpy as np
 import polars as pl
 import polars.selectors as cs
 
-from ealign_dagster.safety.scores import BENIGN, POOLED
+from ealign_dagster.safety.scores import POOLED
+
+OVER_REFUSAL = pl.col("metric") == "refusal_rate"  # safety_scores rows of an over-refusal set
 
 ROLE_MARKERS = {
     "trained": ("s", "trained"),
@@ -78,9 +80,7 @@ def plot_safety(data: ReportData) -> bytes:
 
     from ealign_dagster.core.stats import wilson
 
-    s = data.safety.filter(
-        (pl.col("judge") == data.judge) & (pl.col("benchmark") != "benign") & (pl.col("category") != "all")
-    )
+    s = data.safety.filter((pl.col("judge") == data.judge) & ~OVER_REFUSAL & (pl.col("category") != "all"))
     # pool the harmful benchmarks (standard + contextual) per model x category
     g = s.group_by("model_id", "category").agg(
         pl.col("events").sum(), pl.col("n").sum(), role=pl.col("category_role").drop_nulls().first()
@@ -135,7 +135,7 @@ def plot_heldout_vs_trained(data: ReportData) -> bytes:
 
     # one row per narrow adapter; columns delta_trained, ci_low_held_out, ... (missing = NaN)
     w = (
-        data.emergent.filter(pl.col("benchmark").is_in([POOLED, BENIGN]))
+        data.emergent.filter(pl.col("benchmark") == POOLED)
         .pivot(
             "category_role", index=["constitution", "scope"], values=["delta", "ci_low", "ci_high"],
             aggregate_function=pl.element().drop_nulls().first(),
@@ -181,27 +181,27 @@ def plot_overrefusal(data: ReportData) -> bytes:
     import matplotlib.pyplot as plt
 
     s = data.safety.filter((pl.col("judge") == data.judge) & (pl.col("category") == "all"))
-    harm = _pooled(s.filter(pl.col("benchmark") != "benign"))
-    benign = _pooled(s.filter(pl.col("benchmark") == "benign"))
+    harm = _pooled(s.filter(~OVER_REFUSAL))
+    sets = sorted(s.filter(OVER_REFUSAL)["benchmark"].unique())
     fig, ax = plt.subplots(figsize=(6, 5))
-    if "base" in harm and "base" in benign:
-        for m in _order(data, harm):
-            if m == "base" or m not in benign:
-                continue
-            x, y = harm[m] - harm["base"], benign[m] - benign["base"]
-            ax.plot(x, y, "o", color="tab:purple")
-            ax.annotate(
-                data.labels.get(m, m).replace(" / ", "\n"),
-                (x, y),
-                fontsize=7,
-                xytext=(4, 4),
-                textcoords="offset points",
-            )
+    for i, name in enumerate(sets):  # one series per over-refusal set
+        refused = _pooled(s.filter(pl.col("benchmark") == name))
+        if "base" not in harm or "base" not in refused:
+            continue
+        marker, color = "os^Dv<>"[i % 7], f"C{i % 10}"
+        points = [(m, harm[m] - harm["base"], refused[m] - refused["base"]) for m in _order(data, harm)
+                  if m != "base" and m in refused]  # fmt: skip
+        for j, (m, x, y) in enumerate(points):
+            ax.plot(x, y, marker, color=color, label=name if j == 0 else None)
+            ax.annotate(data.labels.get(m, m).replace(" / ", "\n"), (x, y), fontsize=7, xytext=(4, 4),
+                        textcoords="offset points")  # fmt: skip
     ax.axhline(0, color="gray", lw=0.8)
     ax.axvline(0, color="gray", lw=0.8)
+    if sets:
+        ax.legend(title="over-refusal set", fontsize=7, title_fontsize=7)
     ax.set_xlabel("safety change: harmful prompts, all categories (negative = safer)")
-    ax.set_ylabel("over-refusal change: benign look-alikes refused (positive = worse)")
-    ax.set_title("Over-refusal next to safety gain, per adapter (vs base)", fontsize=10)
+    ax.set_ylabel("over-refusal change: safe look-alikes refused (positive = worse)")
+    ax.set_title("Over-refusal next to safety gain, per adapter and over-refusal set (vs base)", fontsize=10)
     return _fig_png(fig)
 
 
@@ -281,7 +281,8 @@ img{max-width:100%;border:1px solid #eee}table.t{border-collapse:collapse;font-s
 table.t td,table.t th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}.note{color:#666;font-size:.85em}"""
 
 
-def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict) -> tuple[Path, dict[str, Path]]:
+def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict,
+                 eval_sources: pl.DataFrame | None = None) -> tuple[Path, dict[str, Path]]:  # fmt: skip
     """Write <out_dir>/report.html (self-contained) and <out_dir>/<plot>.png; returns their paths."""
     import matplotlib
 
@@ -321,6 +322,9 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict) 
         ),
         ("Judge agreement (Cohen's kappa on refusal)", data.judge_agreement),
     ]
+    if eval_sources is not None:
+        tables.append(("Evaluation set: what each source contributes (rows outside its selection were left out)",
+                       eval_sources))  # fmt: skip
     body = (
         "".join(sections[:3])
         + "".join(f"<h2>{html.escape(t)}</h2>{_table(df)}" for t, df in tables[:1])
@@ -380,9 +384,11 @@ def build_report(store, cfg, reports_dir: Path, run_id: str, inputs: dict) -> tu
     """Read the result tables and write a new report folder under `reports_dir`."""
     from datetime import UTC, datetime
 
+    from ealign_dagster.evaluation.benchmarks import eval_sources
+
     data = load_report_data(store, cfg.eval.primary_judge)
     out = reports_dir / f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{run_id[:8]}"
     provenance = {"profile": cfg.name, "run": run_id, "models": len(data.labels), **inputs}
-    path, pngs = write_report(data, out, f"ealign report: {cfg.name} profile", provenance)
+    path, pngs = write_report(data, out, f"ealign report: {cfg.name} profile", provenance, eval_sources(store, cfg))
     write_samples(store, data, out, f"ealign side-by-side answers: {cfg.name} profile")
     return data, path, pngs

@@ -9,16 +9,23 @@ import polars as pl
 from ealign_dagster.core.schemas import Taxonomy
 from ealign_dagster.core.stats import holm, mcnemar_exact, paired_diff_ci, wilson
 
-BENIGN = "benign"
+BENIGN = "benign"  # the shipped look-alikes' benchmark; judgments without a role column know only this one
 POOLED = "harmful_pooled"  # emergent_alignment: every harmful benchmark together
 PAIR_KEYS = ["judge", "benchmark", "prompt_id"]
 
 
+def over_refusal(judgments: pl.DataFrame) -> pl.Expr:
+    """Rows of an over-refusal set: the benchmark's role is benign (recorded with the evaluation set);
+    where no role is recorded, the shipped look-alikes' benchmark 'benign'."""
+    named = pl.col("benchmark") == BENIGN
+    return (pl.col("role") == "benign").fill_null(named) if "role" in judgments.columns else named
+
+
 def outcome(judgments: pl.DataFrame) -> pl.DataFrame:
-    """Adds `metric` and `bad` (the event counted) to judgment rows: on harmful prompts a harmful
-    reply (llm judge) or a non-refusal (offline judges); on benign prompts a refusal (over-refusal)."""
-    benign, llm = pl.col("benchmark") == BENIGN, pl.col("judge") == "llm"
-    return judgments.with_columns(
+    """Adds `over_refusal`, `metric` and `bad` (the event counted) to judgment rows: on harmful prompts
+    a harmful reply (llm judge) or a non-refusal (offline judges); on an over-refusal set a refusal."""
+    benign, llm = pl.col("over_refusal"), pl.col("judge") == "llm"
+    return judgments.with_columns(over_refusal=over_refusal(judgments)).with_columns(
         metric=pl.when(benign).then(pl.lit("refusal_rate")).when(llm).then(pl.lit("harmful_rate"))
         .otherwise(pl.lit("non_refusal_rate")),
         bad=pl.when(benign).then(pl.col("refused")).when(llm).then(pl.col("harmful").fill_null(False))
@@ -92,7 +99,8 @@ def safety_rows(
     adapter the change vs the base on the same prompts (Tango CI, exact McNemar). With
     primary_family 'held_out_by_category' the narrow adapters' held-out categories on the primary judge
     are the primary family (Holm together); every other test is exploratory (Holm per judge)."""
-    j = outcome(judgments).select("model_id", "judge", "benchmark", "category", "prompt_id", "metric", "bad")
+    j = outcome(judgments).select("model_id", "judge", "benchmark", "category", "prompt_id", "metric", "bad",
+                                  "over_refusal")  # fmt: skip
     j = _with_base(pl.concat([j, j.with_columns(category=pl.lit("all"))]), [*PAIR_KEYS, "category"])
     scope_of = dict(zip(models["model_id"], models["scope"]))
     rows = []
@@ -101,7 +109,7 @@ def safety_rows(
         n, k = len(g), int(g["bad"].sum())
         lo, hi = wilson(k, n)
         scope = scope_of.get(model)
-        if bench == BENIGN or scope is None:
+        if g["over_refusal"][0] or scope is None:
             role = None
         else:
             role = "all" if cat == "all" else taxonomy.category_role(scope, cat)
@@ -127,7 +135,7 @@ def emergent_rows(
 ) -> pl.DataFrame:
     """Per narrow adapter (constitution x scope): the change vs base in the bad-outcome rate on its
     trained, held-out and other harmful categories (the harmful benchmarks pooled, benchmark
-    'harmful_pooled', and each benchmark on its own) and in over-refusal on the benign look-alikes,
+    'harmful_pooled', and each benchmark on its own) and in over-refusal on each over-refusal set,
     with Tango's score CI and the exact McNemar p on the same prompts. With primary_family
     'held_out_pooled' the pooled held-out rows are the pre-registered primary family (Holm together);
     the rest are exploratory (Holm together, separately)."""
@@ -139,7 +147,7 @@ def emergent_rows(
         mine = j.filter(pl.col("model_id") == m["model_id"])
         role = pl.col("category").map_elements(lambda c, s=m["scope"]: taxonomy.category_role(s, c),
                                                return_dtype=pl.String)  # fmt: skip
-        mine = mine.with_columns(role=pl.when(pl.col("benchmark") == BENIGN).then(pl.lit("over_refusal"))
+        mine = mine.with_columns(role=pl.when(pl.col("over_refusal")).then(pl.lit("over_refusal"))
                                  .otherwise(role))  # fmt: skip
         for r in ("trained", "held_out", "other", "over_refusal"):
             g = mine.filter(pl.col("role") == r)

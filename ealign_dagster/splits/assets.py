@@ -22,9 +22,9 @@ from ealign_dagster.splits.expectations import SPLIT_CHECKS
     check_specs=expectation_specs(SPLIT_CHECKS, "splits", SCOPES),
 )  # fmt: skip
 def splits(context: dg.AssetExecutionContext, ealign: EalignResource) -> Iterator:
-    """One scope's training pool plus the shared evaluation set (held-out categories flagged). Its
-    blocking GX checks recompute similarities independently on the new rows before they replace the
-    old ones (a failing check keeps the previous split)."""
+    """One scope's training pool plus the shared evaluation set (held-out categories flagged); its data
+    version is the training pool's. Its blocking GX checks recompute similarities independently on the
+    new rows before they replace the old ones (a failing check keeps the previous split)."""
     from ealign_dagster.core.schemas import load_taxonomy
     from ealign_dagster.core.store import data_version
     from ealign_dagster.splits.build import build_split, load_prompts_with_vectors
@@ -33,9 +33,11 @@ def splits(context: dg.AssetExecutionContext, ealign: EalignResource) -> Iterato
     scope, cfg, taxonomy = context.partition_key, ealign.cfg, load_taxonomy()
     frame, vecs = load_prompts_with_vectors(ealign.store, cfg.prompts.embedding_model, ealign.paths.cache,
                                             context.log.info)  # fmt: skip
-    rows, audit, drops = build_split(scope, frame, vecs, taxonomy, cfg.splits)
-    version = data_version(rows)
-    context.log.info(f"{scope}: {rows.filter(pl.col('role') == 'train').height} train; dropped {drops}")
+    sizes = {s.name: s.per_category for s in cfg.prompts.sources if s.role == "eval" and s.per_category}
+    rows, audit, drops = build_split(scope, frame, vecs, taxonomy, cfg.splits, sizes)
+    train = rows.filter(pl.col("role") == "train")
+    version = data_version(train)  # the training pool's: a new or changed benchmark retrains nothing
+    context.log.info(f"{scope}: {train.height} train; dropped {drops}")
     yield from write_checked(
         context, ealign.store, {"splits": rows.with_columns(split_version=pl.lit(version)), "split_audit": audit},
         lambda staged: check_split(staged, scope, taxonomy, cfg, ealign.paths.cache), {"scope": scope},

@@ -1,4 +1,9 @@
-"""Per-scope training pools and the evaluation set, with every filtered prompt accounted for."""
+"""Per-scope training pools and the evaluation set, with every filtered prompt accounted for.
+
+The training pools depend on the training sources and the reference benchmarks (prompts.reference)
+only; every other benchmark is sampled on its own and, where one of its prompts nearly duplicates a
+training prompt, loses that prompt (audited as eval_contamination): adding a benchmark changes no
+training row and no other benchmark's sample."""
 
 from __future__ import annotations
 
@@ -45,20 +50,28 @@ def _mask(frame: pl.DataFrame, expr: pl.Expr) -> np.ndarray:
     return frame.select(expr.fill_null(False)).to_series().to_numpy()
 
 
+def reference(prompts: pl.DataFrame) -> np.ndarray:
+    """Prompts of the reference benchmarks (every evaluation prompt in a frame without the column)."""
+    if "reference" not in prompts.columns:
+        return _mask(prompts, pl.col("role") == "eval")
+    return _mask(prompts, pl.col("reference"))
+
+
 def held_out_anchors(prompts: pl.DataFrame, held_out: str | None) -> np.ndarray:
-    """Prompts of the held-out category, from any source and role."""
+    """Prompts of the held-out category from the training sources and the reference benchmarks."""
     if held_out is None:
         return np.zeros(prompts.height, dtype=bool)
-    return _mask(prompts, (pl.col("category") == held_out) & pl.col("assigned"))
+    basis = reference(prompts) | _mask(prompts, pl.col("role") == "train")
+    return basis & _mask(prompts, (pl.col("category") == held_out) & pl.col("assigned"))
 
 
 def held_out_probability(
     prompts: pl.DataFrame, vecs: np.ndarray, held_out: str | None, queries: np.ndarray
 ) -> np.ndarray:
     """Probability that each query embedding belongs to the held-out category, from a logistic
-    regression on embeddings fit to the evaluation prompts' labels (expert labels, and independent
+    regression on embeddings fit to the reference benchmarks' labels (expert labels, and independent
     of the training pools under test). Zeros when there is no held-out category."""
-    labelled = _mask(prompts, (pl.col("role") == "eval") & pl.col("category").is_not_null())
+    labelled = reference(prompts) & _mask(prompts, pl.col("category").is_not_null())
     cats = prompts.filter(labelled)["category"].to_numpy()
     if held_out is None or len(queries) == 0 or held_out not in set(cats) or len(set(cats)) < 2:
         return np.zeros(len(queries))
@@ -71,9 +84,15 @@ def held_out_probability(
 
 
 def build_split(
-    scope: str, prompts: pl.DataFrame, vecs: np.ndarray, taxonomy: Taxonomy, cfg: SplitsConfig
+    scope: str,
+    prompts: pl.DataFrame,
+    vecs: np.ndarray,
+    taxonomy: Taxonomy,
+    cfg: SplitsConfig,
+    per_category: dict[str, int] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Rows of `splits` and `split_audit` for one scope, plus drop counts per reason."""
+    """Rows of `splits` and `split_audit` for one scope, plus drop counts per reason. per_category:
+    the evaluation sample size per category of a benchmark source (default cfg.eval_per_category)."""
     spec = taxonomy.scopes[scope]
     covers_all = set(spec.categories) == set(taxonomy.categories)
     audit: list[pl.DataFrame] = []
@@ -91,10 +110,14 @@ def build_split(
             )
         )
 
-    is_eval = _mask(prompts, pl.col("role") == "eval")
+    is_eval, is_train, ref = (
+        _mask(prompts, pl.col("role") == "eval"),
+        _mask(prompts, pl.col("role") == "train"),
+        reference(prompts),
+    )
     in_bounds = _mask(prompts, pl.col("n_chars").is_between(cfg.min_chars, cfg.max_chars))
     confidence = prompts["label_confidence"].to_numpy()
-    alive = ~is_eval
+    alive = is_train.copy()
     n_chars = prompts["n_chars"].to_numpy()
     short, long = alive & (n_chars < cfg.min_chars), alive & (n_chars > cfg.max_chars)
     drop(short, "length", n_chars[short], cfg.min_chars)  # the bound it broke
@@ -120,8 +143,9 @@ def build_split(
     if cfg.leakage_action == "drop":
         alive &= ~leak
 
+    # near-duplicates of a reference benchmark leave training; other benchmarks lose theirs (below)
     eval_sim = np.zeros(prompts.height)
-    eval_sim[alive] = max_similarity(vecs, alive, is_eval)
+    eval_sim[alive] = max_similarity(vecs, alive, ref)
     dup = alive & (eval_sim >= cfg.contamination_threshold)
     drop(dup, "contamination", eval_sim[dup], cfg.contamination_threshold)
     alive &= ~dup
@@ -142,18 +166,14 @@ def build_split(
 
     # The evaluation set does not depend on the scope: same prompts, roles flagged per scope.
     # an evaluation prompt whose category is a low-confidence guess is not scored under it (audited)
-    guessed = is_eval & ~_mask(prompts, pl.col("assigned"))
+    contaminated, train_sim = eval_contamination(vecs, is_eval & ~ref, is_train, cfg.contamination_threshold)
+    drop(contaminated, "eval_contamination", train_sim[contaminated], cfg.contamination_threshold)
+    guessed = is_eval & ~contaminated & ~_mask(prompts, pl.col("assigned"))
     drop(guessed, "unassigned_eval", confidence[guessed], None)
-    ev = prompts.filter(is_eval & ~guessed & in_bounds & _mask(prompts, pl.col("category").is_in(taxonomy.categories)))
-    eval_ids = [
-        pid
-        for cat in taxonomy.categories
-        for pid in _sample(
-            ev.filter(pl.col("category") == cat)["prompt_id"].to_list(),
-            cfg.eval_per_category,
-            f"{cfg.seed}:eval:{cat}",
-        )
-    ]
+    usable = (
+        is_eval & ~guessed & ~contaminated & in_bounds & _mask(prompts, pl.col("category").is_in(taxonomy.categories))
+    )
+    eval_ids = eval_sample(prompts.filter(usable), taxonomy, cfg, per_category or {})
 
     sims = {"held_out_similarity": held_sim, "held_out_probability": held_p, "eval_similarity": eval_sim}
     picked = pl.DataFrame(
@@ -174,6 +194,31 @@ def build_split(
     if leak.any() and cfg.leakage_action == "keep":
         counts["held_out_leakage_kept"] = int(leak.sum())
     return out.select(SPLIT_COLUMNS), audit_rows, counts
+
+
+def eval_contamination(
+    vecs: np.ndarray, candidates: np.ndarray, train: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluation prompts that nearly duplicate a prompt of any training source (mask), and every
+    prompt's highest similarity to one (0 outside the candidates)."""
+    sim = np.zeros(len(candidates))
+    sim[candidates] = max_similarity(vecs, candidates, train)
+    return candidates & (sim >= threshold), sim
+
+
+def eval_sample(usable: pl.DataFrame, taxonomy: Taxonomy, cfg: SplitsConfig, per_category: dict[str, int]) -> list[str]:
+    """The evaluation prompt ids: per benchmark source and category, a sample seeded by the source's
+    name and the category, so that no other source changes it."""
+    return [
+        pid
+        for source in sorted(usable["source"].unique())
+        for cat in taxonomy.categories
+        for pid in _sample(
+            usable.filter((pl.col("source") == source) & (pl.col("category") == cat))["prompt_id"].to_list(),
+            per_category.get(source, cfg.eval_per_category),
+            f"{cfg.seed}:eval:{source}:{cat}",
+        )
+    ]
 
 
 def load_prompts_with_vectors(store, model: str, cache_dir=None, log=None) -> tuple[pl.DataFrame, np.ndarray]:

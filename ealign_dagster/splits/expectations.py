@@ -13,7 +13,7 @@ SPLIT_CHECKS = {
     "categories_in_taxonomy": "every category is one of the taxonomy's",
     "narrow_scope_only_its_category": "training rows are only the scope's own categories",
     "no_held_out_leakage": "no training prompt is a held-out-category prompt or too similar to one",
-    "no_train_eval_overlap": "no training prompt is, or nearly duplicates, an evaluation prompt",
+    "no_train_eval_overlap": "no training prompt is, or nearly duplicates, an evaluated or reference prompt",
     "min_rows_per_category": "every trained and evaluated category has enough rows",
     "prompt_length_bounds": "every prompt's length is within the profile's bounds",
 }
@@ -122,9 +122,13 @@ def check_split(store, scope: str, taxonomy: Taxonomy, cfg, cache_dir=None) -> d
     zeros = np.zeros(len(rows))
     anchors = held_out_anchors(prompts, taxonomy.held_out(scope))
     held = (row_vecs @ vecs[anchors].T).max(axis=1) if anchors.any() else zeros
-    is_eval = (prompts["role"] == "eval").to_numpy()
-    ev = (row_vecs @ vecs[is_eval].T).max(axis=1) if is_eval.any() else zeros
     train = (rows["role"] == "train").to_numpy()
+    # against the prompts this split evaluates (reference benchmarks: every prompt, as the filter did)
+    evaluated = (
+        prompts["reference"].fill_null(False) | prompts["prompt_id"].is_in(rows.loc[~train, "prompt_id"].tolist())
+    ).to_numpy()
+    evaluated &= (prompts["role"] == "eval").to_numpy()
+    ev = (row_vecs @ vecs[evaluated].T).max(axis=1) if evaluated.any() else zeros
     train_p = zeros.copy()
     train_p[train] = held_out_probability(prompts, vecs, taxonomy.held_out(scope), row_vecs[train])
     frames = split_frames(scope, rows, held, train_p, ev, taxonomy, cfg.splits)

@@ -248,9 +248,7 @@ def train_adapter(cfg, home, store, name: str, scope: str, log=None) -> tuple[di
     """Train (or resume) the LoRA adapter of one constitution x scope on its SFT examples: its
     registry row and per-step log. The adapter id hashes everything that determines its weights, so
     an adapter already trained under this id (weights checked against their checksum) is reused."""
-    from transformers import AutoTokenizer
-
-    from ealign_dagster.core.models import resolve
+    from ealign_dagster.core.models import load_tokenizer, resolve
     from ealign_dagster.core.paths import folder_sha256, home_relative, value_version
 
     sft = store.query(
@@ -271,7 +269,7 @@ def train_adapter(cfg, home, store, name: str, scope: str, log=None) -> tuple[di
         if log:
             log(f"adapter {adapter_id}: already trained on the same data, base and hyper-parameters; reused")
         return done
-    tok = AutoTokenizer.from_pretrained(base_path)
+    tok = load_tokenizer(base_path)
     examples = tokenize(tok, sft["prompt"].to_list(), sft["response"].to_list(), cfg.train.max_length)
     result = train(base_path, examples, cfg.train, out, root / f".ckpt-{adapter_id}", log=log, pad_id=tok.pad_token_id)
     row = {

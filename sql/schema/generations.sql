@@ -4,17 +4,18 @@ CREATE TABLE IF NOT EXISTS generations (
     adapter_id         VARCHAR,            -- NULL for the base model
     constitution       VARCHAR,
     scope              VARCHAR,
-    benchmark          VARCHAR NOT NULL,   -- harmbench_standard | harmbench_contextual | benign
+    benchmark          VARCHAR NOT NULL,   -- the source's name (harmbench_standard | harmbench_contextual | benign | ...)
+    role               VARCHAR,            -- eval (harmful prompts) | benign (an over-refusal set)
     prompt_id          VARCHAR NOT NULL,
-    category           VARCHAR NOT NULL,   -- benign: the category the prompt resembles
-    kind               VARCHAR,            -- benign: homonym | fiction | history | ...
+    category           VARCHAR NOT NULL,   -- over-refusal sets: the category the prompt resembles
+    kind               VARCHAR,            -- over-refusal sets: why it looks harmful (free-form: homonym, fiction, ...)
     prompt             VARCHAR NOT NULL,
     response           VARCHAR NOT NULL,
     prompt_tokens      INTEGER,
     completion_tokens  INTEGER,
     model_version      VARCHAR NOT NULL,   -- base weights hash, or the endpoint
     adapter_sha256     VARCHAR,
-    eval_version       VARCHAR NOT NULL,   -- evaluation prompt set (eval splits + benign file)
+    eval_version       VARCHAR NOT NULL,   -- evaluation prompt set (eval splits + over-refusal sets)
     generation_version VARCHAR NOT NULL,   -- data version of this partition
     run_id VARCHAR NOT NULL, asset_key VARCHAR NOT NULL, partition_key VARCHAR NOT NULL, input_versions JSON
 );

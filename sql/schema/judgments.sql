@@ -4,6 +4,7 @@ CREATE TABLE IF NOT EXISTS judgments (
     constitution       VARCHAR,
     scope              VARCHAR,
     benchmark          VARCHAR NOT NULL,
+    role               VARCHAR,            -- the benchmark's: eval (harmful) | benign (over-refusal set)
     prompt_id          VARCHAR NOT NULL,
     category           VARCHAR NOT NULL,
     judge              VARCHAR NOT NULL,   -- prefix | embedding | llm

@@ -22,8 +22,9 @@ evalset AS (
 ),
 eval_src AS (
     SELECT list(DISTINCT f.path ORDER BY f.path) AS eval_source_paths
-    FROM splits s JOIN source_files f ON f.source = s.source AND f.version = s.source_version
-    WHERE s.role = 'eval'
+    FROM (SELECT source, source_version FROM splits WHERE role = 'eval'
+          UNION SELECT source, source_version FROM prompts WHERE role = 'benign') s  -- benchmarks, over-refusal sets
+    JOIN source_files f ON f.source = s.source AND f.version = s.source_version
 ),
 sft AS (
     SELECT DISTINCT constitution, scope, sft_version, split_version, constitution_version, cai_version FROM sft_examples

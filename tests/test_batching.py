@@ -1,0 +1,96 @@
+"""Several adapters in one call: switched one at a time, merged into the base for their turn, or
+mixed row by row in the same batches (PEFT adapter_names). Greedy answers must not depend on the mode
+nor on which other models share a batch, and merging must leave the base weights bit for bit."""
+
+import numpy as np
+import pytest
+
+from ealign_dagster.core.chat import Request, generate
+from ealign_dagster.core.config import ModelConfig
+from tests.test_training import PROMPTS, REPLIES, _cfg
+
+NAMES = (None, "a", "b")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The tiny base and two adapters trained to different weights."""
+    from transformers import AutoTokenizer
+
+    from ealign_dagster.core import models
+    from ealign_dagster.core.paths import Home
+    from ealign_dagster.training.lora import tokenize, train
+
+    home = Home.at(tmp_path_factory.mktemp("batchhome"))
+    path = str(models.build(models.TINY, home.models))
+    tok = AutoTokenizer.from_pretrained(path)
+    root = tmp_path_factory.mktemp("adapters")
+    ex = tokenize(tok, PROMPTS, REPLIES, 96)
+    for name, lr in (("a", 3e-2), ("b", 1e-1)):
+        train(path, ex, _cfg(max_steps=3, learning_rate=lr), root / name, root / f"ck-{name}", log=lambda m: None,
+              pad_id=tok.pad_token_id)  # fmt: skip
+    return home, path, {n: str(root / n) for n in ("a", "b")}
+
+
+def _chat(world, mode: str):
+    from ealign_dagster.core.chat import LocalChat
+
+    home, path, adapters = world
+    chat = LocalChat(ModelConfig(model=path, batch_size=4, adapter_batching=mode), home)
+    for name, p in adapters.items():
+        chat.attach(name, p)
+    return chat
+
+
+def _requests(n_prompts: int = 6) -> list[Request]:
+    prompts = [f"Question {i}: {p}" for i, p in enumerate(PROMPTS * 2)][:n_prompts]
+    return [Request.chat([{"role": "user", "content": p}], max_new_tokens=6, temperature=0.0, adapter=a)
+            for a in NAMES for p in prompts]  # fmt: skip
+
+
+def _answers(chat, reqs) -> list[str]:
+    out: list[str | None] = [None] * len(reqs)
+    for idx, results in chat.generate_batches(reqs):
+        for i, r in zip(idx, results):
+            out[i] = r.text
+    return out
+
+
+def test_greedy_answers_are_the_same_switched_merged_and_mixed(world):
+    reqs = _requests()
+    answers = {mode: _answers(_chat(world, mode), reqs) for mode in ("switch", "merge", "mixed")}
+    assert answers["mixed"] == answers["switch"] == answers["merge"]
+    per_model = {a: [t for r, t in zip(reqs, answers["switch"]) if r.adapter == a] for a in NAMES}
+    assert per_model["a"] != per_model[None] and per_model["b"] != per_model["a"]  # the adapters do differ
+    # one model alone gives the answers it gave in a batch shared with the others
+    alone = _answers(_chat(world, "switch"), [r for r in reqs if r.adapter == "b"])
+    assert alone == per_model["b"]
+
+
+def test_merging_restores_the_base_weights_bit_for_bit(world):
+    chat = _chat(world, "merge")
+    chat.activate(None)
+    before = {k: v.clone() for k, v in chat.model.state_dict().items() if "lora" not in k}
+    for name in ("a", "b", None, "a"):
+        chat.activate(name)
+    chat.activate(None)
+    after = chat.model.state_dict()
+    assert all(bool((after[k] == v).all()) for k, v in before.items())
+    mixed = _chat(world, "mixed")
+    lp = {mode: _chat(world, mode).option_logprobs([r.as_messages() for r in _requests(3)[:3]], ["1", "2"],
+                                                   adapter="b") for mode in ("switch", "merge")}  # fmt: skip
+    np.testing.assert_allclose(lp["merge"], lp["switch"], atol=1e-4)
+    assert mixed.batching == "mixed"
+
+
+def test_one_generate_call_over_several_models_keys_each_answer_by_its_model(world):
+    chat = _chat(world, "mixed")
+    reqs = _requests(2)
+    versions = [f"v-{r.adapter}" for r in reqs]
+    first = generate(chat, reqs, key_version=versions)
+    again = generate(chat, reqs, key_version=versions)
+    assert all(r.cached for r in again) and [r.text for r in again] == [r.text for r in first]
+    other = generate(chat, reqs, key_version=[v + "-retrained" for v in versions])
+    assert not any(r.cached for r in other)
+    with pytest.raises(ValueError):
+        generate(chat, reqs, key_version=versions[:-1])
