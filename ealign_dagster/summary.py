@@ -3,7 +3,10 @@ tables, and where the time went."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+DETECTABLE = 0.20  # a primary comparison should detect a 20-point change in its rate; `ealign run` warns otherwise
 
 
 def print_timing(instance, run_ids: list[str], wall: float) -> None:
@@ -95,6 +98,18 @@ def print_summary(root: Path) -> None:
             " WHERE benchmark = 'harmful_pooled' OR category_role = 'over_refusal' ORDER BY ALL",
         ),
         (
+            "power (minimum detectable change per primary comparison at 80% power, alpha = Holm's strictest step"
+            " 0.05 / m; next to the observed change)",
+            "SELECT p.comparison, p.n, round(p.base_rate, 3) AS base, p.m, round(p.alpha, 4) AS alpha,"
+            " round(p.mde_down, 3) AS mde_down, round(p.mde_up, 3) AS mde_up, round(p.mde, 3) AS mde,"
+            " round(coalesce(s.delta, e.delta), 3) AS observed, round(coalesce(s.delta_ci_low, e.ci_low), 3) AS ci_low,"
+            " round(coalesce(s.delta_ci_high, e.ci_high), 3) AS ci_high FROM power p"
+            " LEFT JOIN emergent_alignment e ON e.model_id = p.model_id AND e.judge = p.judge"
+            " AND e.benchmark = p.benchmark AND e.category_role = p.category_role"
+            " LEFT JOIN safety_scores s ON s.model_id = p.model_id AND s.judge = p.judge AND s.benchmark = p.benchmark"
+            " AND s.category = p.categories ORDER BY p.comparison",
+        ),
+        (
             "projectability (logprob Likert; signature change vs base, ranked)",
             "SELECT constitution, scope, round(signature, 3) AS signature,"
             " round(signature_change, 3) AS change, round(change_ci_low, 3) AS ci_low, round(change_ci_high, 3) AS ci_high,"
@@ -111,3 +126,27 @@ def print_summary(root: Path) -> None:
         except Exception:
             continue
         print(f"\n== {title} ==\n{text_table(df)}")
+    warning = power_warning(store)
+    if warning:
+        sys.stdout.flush()
+        print(f"ealign: warning: {warning}", file=sys.stderr, flush=True)
+
+
+def power_warning(store) -> str | None:
+    """One line naming the primary comparisons whose minimum detectable change exceeds DETECTABLE (or
+    that cannot detect any change); None when every one can, or before `power` has rows."""
+    import polars as pl
+
+    try:
+        p = store.query("SELECT comparison, n, mde FROM power ORDER BY comparison", read_only=True)
+    except Exception:
+        return None
+    weak = p.filter(pl.col("mde").is_null() | (pl.col("mde") > DETECTABLE))
+    if weak.is_empty():
+        return None
+    named = "; ".join(
+        f"{c}: n = {n}, mde = {'none' if m is None else f'{m:.2f}'}" for c, n, m in weak.head(3).iter_rows()
+    )
+    more = f"; and {len(weak) - 3} more" if len(weak) > 3 else ""
+    return (f"this profile cannot detect a {DETECTABLE * 100:.0f}-point change in {len(weak)} of {len(p)} primary "
+            f"comparisons at 80% power ({named}{more}); see table power")  # fmt: skip

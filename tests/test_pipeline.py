@@ -27,6 +27,7 @@ EXPECTED_ASSETS = {
     "judge_validation",
     "safety_scores",
     "emergent_alignment",
+    "power",
     "persona_scores",
     "projectability",
     "persona_validation",

@@ -9,12 +9,12 @@ from ealign_dagster.orchestration.automation import eager
 from ealign_dagster.orchestration.resources import EalignResource
 from ealign_dagster.orchestration.write import md_table, owns, upstream_versions, write
 from ealign_dagster.persona.assets import persona_scores, persona_validation, projectability
-from ealign_dagster.safety.assets import emergent_alignment, safety_scores
+from ealign_dagster.safety.assets import emergent_alignment, power, safety_scores
 
 
 @dg.asset(
-    deps=[safety_scores, emergent_alignment, persona_scores, projectability, persona_validation, judge_validation,
-          judge_agreement],
+    deps=[safety_scores, emergent_alignment, power, persona_scores, projectability, persona_validation,
+          judge_validation, judge_agreement],
     group_name="report", pool="duckdb", kinds={"html"}, automation_condition=eager(), metadata=owns("reports"),
 )  # fmt: skip
 def report(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:

@@ -3,7 +3,8 @@
 Plots: the primary judge's rate per category per model with Wilson CIs (trained and held-out
 categories marked); held-out vs trained change per narrow adapter; over-refusal change next to the
 safety change, per over-refusal set; the persona heatmap (models x subscales); the projectability ranking with CIs.
-Tables: emergent alignment, projectability, known-persona validation, judge validation and agreement.
+Tables: emergent alignment and the power beside it, projectability, known-persona validation, judge
+validation and agreement.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import polars as pl
 import polars.selectors as cs
 
+from ealign_dagster.report import power as power_table
 from ealign_dagster.safety.scores import POOLED
 
 OVER_REFUSAL = pl.col("metric") == "refusal_rate"  # safety_scores rows of an over-refusal set
@@ -40,6 +42,7 @@ class ReportData:
     persona_validation: pl.DataFrame
     judge_validation: pl.DataFrame
     judge_agreement: pl.DataFrame
+    power: pl.DataFrame = field(default_factory=pl.DataFrame)  # power: the MDE per primary comparison
     labels: dict[str, str] = field(default_factory=dict)  # model_id -> "constitution / scope" or "base"
     judge: str = "embedding"
 
@@ -314,6 +317,7 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict,
             "separately within the exploratory rest)",
             e,
         ),
+        (power_table.TITLE, power_table.power_beside_observed(data.power, data.emergent, data.safety)),
         ("Projectability", pr),
         ("Known-persona validation (base model prompted as each persona)", pv),
         (
@@ -327,10 +331,10 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict,
                        eval_sources))  # fmt: skip
     body = (
         "".join(sections[:3])
-        + "".join(f"<h2>{html.escape(t)}</h2>{_table(df)}" for t, df in tables[:1])
+        + "".join(f"<h2>{html.escape(t)}</h2>{_table(df)}" for t, df in tables[:2])
         + "".join(sections[3:])
     )
-    body += "".join(f"<h2>{html.escape(t)}</h2>{_table(df)}" for t, df in tables[1:])
+    body += "".join(f"<h2>{html.escape(t)}</h2>{_table(df)}" for t, df in tables[2:])
     prov = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in provenance.items())
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -349,7 +353,7 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict,
 
 TABLES = {"safety": "safety_scores", "emergent": "emergent_alignment", "persona": "persona_scores",
           "projectability": "projectability", "persona_validation": "persona_validation",
-          "judge_validation": "judge_validation", "judge_agreement": "judge_agreement"}  # fmt: skip
+          "judge_validation": "judge_validation", "judge_agreement": "judge_agreement", "power": "power"}  # fmt: skip
 
 
 def load_report_data(store, judge: str) -> ReportData:

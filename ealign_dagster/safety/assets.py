@@ -73,3 +73,21 @@ def emergent_alignment(context: dg.AssetExecutionContext, ealign: EalignResource
             "delta", "ci_low", "ci_high", "p_holm"]  # fmt: skip
     return write(context, ealign.store, {"emergent_alignment": df}, metadata={"table": md_table(df, cols, 80),
                                                                             "judge": cfg.primary_judge})  # fmt: skip
+
+
+@dg.asset(deps=[judgments], **GROUP, metadata=owns("power"))
+def power(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """The minimum detectable effect (80% power, two-sided, at the primary family's Holm-strictest
+    alpha) for each primary comparison, from its paired prompts and the base model's measured rate."""
+    from ealign_dagster.core.schemas import load_taxonomy
+    from ealign_dagster.safety.power import power_rows
+
+    cfg, j, eval_version = ealign.cfg.eval, *comparable_judgments(ealign.store)
+    if cfg.primary_judge not in set(j["judge"]):
+        raise ValueError(f"eval.primary_judge '{cfg.primary_judge}' has no judgments; add it to eval.judges")
+    df = power_rows(j, model_frame(ealign.store), load_taxonomy(), cfg.primary_judge, cfg.primary_family)
+    judge_version = j.filter(pl.col("judge") == cfg.primary_judge)["judge_version"][0]
+    df = df.with_columns(judge_version=pl.lit(judge_version), eval_version=pl.lit(eval_version))
+    cols = ["comparison", "n", "base_rate", "m", "alpha", "mde_down", "mde_up", "mde"]
+    return write(context, ealign.store, {"power": df}, metadata={"table": md_table(df, cols, 80),
+                                                               "judge": cfg.primary_judge})  # fmt: skip
