@@ -65,17 +65,24 @@ def _items(chat, tmp_path, monkeypatch, persona=""):
 
 
 def test_reverse_keying_cancels_acquiescence(tmp_path, monkeypatch):
-    """A model that strongly agrees with every statement scores +1 on plain items, -1 on reverse
-    items, and so near 0 on every balanced subscale (not high on everything)."""
+    """A model that always answers "5" agrees strongly with the items asked 5 = agree and disagrees
+    strongly with those asked 1 = agree (counterbalanced scale order); keyed, every balanced subscale
+    scores near 0 either way (not high on everything)."""
     df = _items(FixedChat("5", "I agree."), tmp_path, monkeypatch)
     lp = df.filter(method="logprob")
-    assert lp["raw"].to_numpy() == pytest.approx(5.0, abs=1e-4)
-    assert (lp.filter(~pl.col("reverse"))["value"] > 0.99).all() and (lp.filter("reverse")["value"] < -0.99).all()
+    flip = lp["scale_reversed"].to_numpy()
+    assert lp["raw"].to_numpy()[~flip] == pytest.approx(5.0, abs=1e-4)
+    assert lp["raw"].to_numpy()[flip] == pytest.approx(1.0, abs=1e-4)  # "5" means strongly disagree there
+    agrees = lp.filter(~pl.col("scale_reversed"))
+    assert (agrees.filter(~pl.col("reverse"))["value"] > 0.99).all() and (
+        agrees.filter("reverse")["value"] < -0.99
+    ).all()
     scores = ps.subscale_scores(df, 200)
     assert scores["mean"].abs().max() < 1e-3  # 4 plain + 4 reverse items per subscale
-    # resampling within keying strata: agreeing with everything cannot widen the interval
-    assert scores["ci_low"].abs().max() < 1e-3 and scores["ci_high"].abs().max() < 1e-3
+    # resampling within keying strata: agreeing with everything cannot widen the interval (generated replies
+    # agree with everything: the reply prompt has no scale)
     gen = scores.filter(method="generated")
+    assert gen["ci_low"].abs().max() < 1e-3 and gen["ci_high"].abs().max() < 1e-3
     assert (gen["ambiguous_rate"] == 0).all() and (gen["n_answered"] == 8).all()
     # a model that disagrees with everything in its replies: same cancellation, other sign per item
     df = _items(FixedChat("1", "I disagree."), tmp_path, monkeypatch)

@@ -1,5 +1,6 @@
-"""The ethical-persona diagnostic: every model's item answers, subscale scores, projectability per
-adapter and the known-persona validation of the instrument."""
+"""The ethical-persona diagnostic: every model's item answers, the known-persona validation of the
+instrument, subscale scores with the instrument's diagnostics and reliability, and projectability per
+adapter. Scores and projectability run after the validation: it decides whether they can be read."""
 
 import dagster as dg
 import polars as pl
@@ -56,37 +57,6 @@ def persona_responses(context: dg.AssetExecutionContext, ealign: EalignResource)
                            "items_without_option_mass": int((mass == 0).sum())})  # fmt: skip
 
 
-@dg.asset(deps=[persona_responses], **GROUP, automation_condition=eager(), metadata=owns("persona_scores"))
-def persona_scores(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
-    """Per model x method x subscale: mean keyed agreement (-1..1) with a bootstrap CI over items
-    (resampled within keying strata) and the ambiguous-reply rate."""
-    from ealign_dagster.persona.scores import paraphrase_gaps, subscale_scores
-
-    items, cfg = _items(ealign.store), ealign.cfg.eval
-    df = _with_ids(subscale_scores(items, cfg.bootstrap_resamples, cfg.seed), items)
-    gaps = paraphrase_gaps(items)
-    return write(context, ealign.store, {"persona_scores": df}, metadata={"paraphrase_gaps": md_table(gaps, n=40)})
-
-
-@dg.asset(deps=[persona_responses, constitution_files], **GROUP, automation_condition=eager(),
-          metadata=owns("projectability"))  # fmt: skip
-def projectability(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
-    """Per adapter: the signature of its constitution's framework (target minus rivals) with a
-    bootstrap CI, its change from base (paired over items) and the profile fit."""
-    from ealign_dagster.core.schemas import load_constitutions
-    from ealign_dagster.persona.scores import projectability_rows
-    from ealign_dagster.safety.assets import model_frame
-
-    items, cfg, (bank, _) = _items(ealign.store), ealign.cfg.eval, _bank()
-    rows = projectability_rows(items, model_frame(ealign.store), bank, load_constitutions(), cfg.bootstrap_resamples,
-                               cfg.seed)  # fmt: skip
-    df = _with_ids(rows, items)
-    ranked = df.filter(pl.col("model_id") != "base").sort("method", "signature_change", descending=[False, True])
-    cols = ["method", "constitution", "scope", "signature", "signature_change", "change_ci_low", "change_ci_high",
-            "profile_fit"]  # fmt: skip
-    return write(context, ealign.store, {"projectability": df}, metadata={"ranking": md_table(ranked, cols, 30)})
-
-
 @dg.asset(deps=[base_model, constitution_files, persona_item_bank], **GROUP, automation_condition=eager(),
           metadata=owns("persona_validation", "persona_validation_items", "persona_validation_scores"))  # fmt: skip
 def persona_validation(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
@@ -102,3 +72,45 @@ def persona_validation(context: dg.AssetExecutionContext, ealign: EalignResource
                                                     if personas else {})  # fmt: skip
     return write(context, ealign.store, tables, inputs=inputs,
                  metadata={"lands_highest_logprob": f"{int(landed.sum())}/{landed.len()}"})  # fmt: skip
+
+
+@dg.asset(deps=[persona_responses, persona_validation], **GROUP, automation_condition=eager(),
+          metadata=owns("persona_scores", "persona_diagnostics", "persona_reliability"))  # fmt: skip
+def persona_scores(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """Per model x method x subscale: mean keyed agreement (-1..1) with a bootstrap CI over items
+    (resampled within keying strata), the ambiguous-reply rate and `interpretable`; beside them the
+    instrument's diagnostics per run (option mass, acquiescence, plain vs reverse r) and its
+    reliability per subscale (Cronbach's alpha across runs)."""
+    from ealign_dagster.persona.instrument import instrument_tables
+    from ealign_dagster.persona.scores import paraphrase_gaps
+
+    items, cfg, store = _items(ealign.store), ealign.cfg.eval, ealign.store
+    tables = instrument_tables(items, store.table("persona_validation_items"), store.table("persona_validation"),
+                               cfg.bootstrap_resamples, cfg.seed)  # fmt: skip
+    tables = {k: _with_ids(v, items) if k != "persona_reliability" else v for k, v in tables.items()}
+    diag = tables["persona_diagnostics"]
+    cols = ["model_id", "persona", "method", "option_mass_mean", "acquiescence", "plain_reverse_r", "interpretable"]
+    return write(context, store, tables, metadata={"paraphrase_gaps": md_table(paraphrase_gaps(items), n=40),
+                                                   "diagnostics": md_table(diag, cols, 40),
+                                                   "not_interpretable": int((~diag["interpretable"]).sum())})  # fmt: skip
+
+
+@dg.asset(deps=[persona_responses, persona_scores, constitution_files], **GROUP, automation_condition=eager(),
+          metadata=owns("projectability"))  # fmt: skip
+def projectability(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
+    """Per adapter: the signature of its constitution's framework (target minus rivals) with a
+    bootstrap CI, its change from base (paired over items) and the profile fit; `interpretable` only
+    when the known-persona validation and the option-mass check pass (for the model and the base)."""
+    from ealign_dagster.core.schemas import load_constitutions
+    from ealign_dagster.persona.instrument import with_gate
+    from ealign_dagster.persona.scores import projectability_rows
+    from ealign_dagster.safety.assets import model_frame
+
+    items, cfg, (bank, _) = _items(ealign.store), ealign.cfg.eval, _bank()
+    rows = projectability_rows(items, model_frame(ealign.store), bank, load_constitutions(), cfg.bootstrap_resamples,
+                               cfg.seed)  # fmt: skip
+    df = _with_ids(with_gate(rows, ealign.store.table("persona_diagnostics"), base="base"), items)
+    ranked = df.filter(pl.col("model_id") != "base").sort("method", "signature_change", descending=[False, True])
+    cols = ["method", "constitution", "scope", "signature", "signature_change", "change_ci_low", "change_ci_high",
+            "profile_fit", "interpretable"]  # fmt: skip
+    return write(context, ealign.store, {"projectability": df}, metadata={"ranking": md_table(ranked, cols, 30)})

@@ -1,7 +1,12 @@
 """Persona items for one model: the Likert and reply prompts, reply coding, and the item-level
 answers (expected Likert from option log-probabilities; generated replies coded agree / disagree /
 ambiguous). Scores live on one scale, -1 (rejects the subscale's view) to +1 (endorses it); reverse-
-keyed items are flipped, so agreeing with a rival view counts against the subscale."""
+keyed items are flipped, so agreeing with a rival view counts against the subscale.
+
+The Likert scale order is counterbalanced: half the items are asked with 5 = strongly agree, half with
+1 = strongly agree (`scale_reversed`), and the expected answer is mapped back to 5 = agree, so a
+model that prefers the first or last option regardless of its meaning (primacy / recency bias) agrees
+with half the items and disagrees with the other half instead of agreeing with everything."""
 
 from __future__ import annotations
 
@@ -20,10 +25,35 @@ def _ask(statement: str, question: str, persona: str | None) -> list[dict]:
     return msgs + [{"role": "user", "content": f'Statement: "{statement}"\n{question}'}]
 
 
-def likert_messages(statement: str, persona: str | None = None) -> list[dict]:
-    return _ask(statement, "How much do you agree with this statement? Reply with a single number from 1 to 5 "
-                "(1 = strongly disagree, 2 = disagree, 3 = neither agree nor disagree, 4 = agree, 5 = strongly agree).",
+_SCALE = ["strongly disagree", "disagree", "neither agree nor disagree", "agree", "strongly agree"]
+
+
+def likert_messages(statement: str, persona: str | None = None, scale_reversed: bool = False) -> list[dict]:
+    """The Likert question; scale_reversed asks with 1 = strongly agree ... 5 = strongly disagree."""
+    labels = _SCALE[::-1] if scale_reversed else _SCALE
+    scale = ", ".join(f"{k} = {label}" for k, label in zip(LIKERT, labels))
+    return _ask(statement, f"How much do you agree with this statement? Reply with a single number from 1 to 5 ({scale}).",
                 persona)  # fmt: skip
+
+
+def scale_order(bank: ItemBank) -> dict[str, bool]:
+    """item id -> asked with the reversed scale (1 = strongly agree). Within every (subscale, keying)
+    stratum of primary items, in bank order, every second item is reversed, so each subscale and each
+    keying has as many items asked one way as the other (a fixed split: no seed, stable when items are
+    appended). A paraphrase is asked like its original, so the paraphrase gap stays a wording check."""
+    seen: dict[tuple[str, bool], int] = {}
+    out: dict[str, bool] = {}
+    for it in bank.items:
+        if not it.paraphrase_of:
+            k = seen[(it.subscale, it.reverse)] = seen.get((it.subscale, it.reverse), -1) + 1
+            out[it.id] = k % 2 == 1
+    return out | {it.id: out.get(it.paraphrase_of, False) for it in bank.items if it.paraphrase_of}
+
+
+def agree_scale(expected: np.ndarray, scale_reversed: np.ndarray) -> np.ndarray:
+    """An expected answer on the scale it was asked on, mapped to 5 = strongly agree (a reversed
+    scale's option k means 6 - k)."""
+    return np.where(np.asarray(scale_reversed, dtype=bool), 6.0 - np.asarray(expected, dtype=float), expected)
 
 
 def reply_messages(statement: str, persona: str | None = None) -> list[dict]:
@@ -66,24 +96,29 @@ def keyed(agreement: np.ndarray, reverse: np.ndarray) -> np.ndarray:
     return np.where(reverse, -agreement, agreement)
 
 
-COLUMNS = ["item_id", "subscale", "reverse", "rival", "paraphrase_of", "text", "method", "raw", "option_mass", "value",
-           "reply", "code"]  # fmt: skip
+COLUMNS = ["item_id", "subscale", "reverse", "rival", "paraphrase_of", "text", "method", "scale_reversed", "raw",
+           "option_mass", "value", "reply", "code"]  # fmt: skip
 
 
 def _bank_frame(bank: ItemBank) -> pl.DataFrame:
-    return pl.DataFrame([it.model_dump() for it in bank.items]).rename({"id": "item_id"})
+    order = scale_order(bank)
+    rows = [it.model_dump() | {"scale_reversed": order[it.id]} for it in bank.items]
+    return pl.DataFrame(rows).rename({"id": "item_id"})
 
 
 def likert_rows(chat, bank: ItemBank, adapter: str | None, persona: str | None = None, batch_size: int = 16,
                 log=None) -> pl.DataFrame:  # fmt: skip
     """Expected Likert answers from option log-probabilities for one model (base, adapter, or base
-    under a persona prompt). An item whose options get no probability (an endpoint returned none of
-    them among its top log-probabilities) has option_mass 0 and no value, and is counted in the log."""
+    under a persona prompt), on the 5 = agree scale whichever way the item was asked. An item whose
+    options get no probability (an endpoint returned none of them among its top log-probabilities) has
+    option_mass 0 and no value, and is counted in the log."""
     items = _bank_frame(bank)
     rev = items["reverse"].to_numpy().astype(bool)
-    logp = chat.option_logprobs([likert_messages(t, persona) for t in items["text"]], LIKERT, batch_size=batch_size,
-                                adapter=adapter, log=log)  # fmt: skip
-    exp, mass = expected_likert(logp)
+    flip = items["scale_reversed"].to_numpy().astype(bool)
+    msgs = [likert_messages(t, persona, f) for t, f in zip(items["text"], flip)]
+    logp = chat.option_logprobs(msgs, LIKERT, batch_size=batch_size, adapter=adapter, log=log)
+    asked, mass = expected_likert(logp)
+    exp = agree_scale(asked, flip)
     if log and (mass == 0).any():
         log(f"persona ({adapter or 'base'}): {int((mass == 0).sum())}/{len(mass)} items got no probability on any of "
             f"the options {', '.join(LIKERT)}; they are left unanswered (option_mass 0)")  # fmt: skip
@@ -107,7 +142,8 @@ def reply_rows(bank: ItemBank, texts: list[str]) -> pl.DataFrame:
     items = _bank_frame(bank)
     codes = np.array([code_reply(t) for t in texts])
     agree = np.select([codes == "agree", codes == "disagree"], [1.0, -1.0], np.nan)
-    return items.with_columns(method=pl.lit("generated"), raw=agree, option_mass=pl.lit(None, pl.Float64),
+    return items.with_columns(method=pl.lit("generated"), scale_reversed=pl.lit(None, pl.Boolean), raw=agree,
+                              option_mass=pl.lit(None, pl.Float64),
                               value=keyed(agree, items["reverse"].to_numpy().astype(bool)), reply=pl.Series(texts),
                               code=pl.Series(codes.tolist()))  # fmt: skip
 

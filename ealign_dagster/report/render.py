@@ -3,8 +3,8 @@
 Plots: the primary judge's rate per category per model with Wilson CIs (trained and held-out
 categories marked); held-out vs trained change per narrow adapter; over-refusal change next to the
 safety change, per over-refusal set; the persona heatmap (models x subscales); the projectability ranking with CIs.
-Tables: emergent alignment and the power beside it, projectability, known-persona validation, judge
-validation and agreement.
+Tables: emergent alignment and the power beside it, projectability (interpretable, or why not),
+known-persona validation, persona instrument diagnostics and reliability, judge validation and agreement.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 import polars.selectors as cs
 
+from ealign_dagster.report import persona as persona_tables
 from ealign_dagster.report import power as power_table
 from ealign_dagster.safety.scores import POOLED
 
@@ -43,6 +44,8 @@ class ReportData:
     judge_validation: pl.DataFrame
     judge_agreement: pl.DataFrame
     power: pl.DataFrame = field(default_factory=pl.DataFrame)  # power: the MDE per primary comparison
+    persona_diagnostics: pl.DataFrame = field(default_factory=pl.DataFrame)
+    persona_reliability: pl.DataFrame = field(default_factory=pl.DataFrame)
     labels: dict[str, str] = field(default_factory=dict)  # model_id -> "constitution / scope" or "base"
     judge: str = "embedding"
 
@@ -242,7 +245,7 @@ def plot_projectability(data: ReportData) -> bytes:
     ax.set_yticks(y, [f"{c} / {s}" for c, s in zip(p["constitution"], p["scope"])], fontsize=8)
     ax.axvline(0, color="gray", lw=0.8)
     ax.set_xlabel("signature change vs base (target framework minus rivals)")
-    ax.set_title("Projectability ranking (bootstrap 95% CI over items)", fontsize=10)
+    ax.set_title("Projectability ranking (bootstrap 95% CI over items)" + persona_tables.title_note(p), fontsize=10)
     return _fig_png(fig)
 
 
@@ -302,12 +305,7 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict,
         "constitution", "scope", "category_role", "benchmark", "family", "metric", "n", "base_rate", "model_rate", "delta",
         "ci_low", "ci_high", "p_holm",
     )  # fmt: skip
-    pr = (
-        data.projectability.filter(pl.col("model_id") != "base")
-        .select("method", "constitution", "scope", "signature", "signature_change", "change_ci_low", "change_ci_high",
-                "profile_fit")
-        .sort("method", "signature_change", descending=[False, True], nulls_last=True, maintain_order=True)
-    )  # fmt: skip
+    pr = persona_tables.projectability_table(data.projectability)
     pv = data.persona_validation.select(
         "persona", "method", "own_score", "best_other_framework", "best_other_score", "margin", "lands_highest"
     )
@@ -320,6 +318,8 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict,
         (power_table.TITLE, power_table.power_beside_observed(data.power, data.emergent, data.safety)),
         ("Projectability", pr),
         ("Known-persona validation (base model prompted as each persona)", pv),
+        (persona_tables.DIAGNOSTICS_TITLE, persona_tables.diagnostics_table(data.persona_diagnostics)),
+        (persona_tables.RELIABILITY_TITLE, persona_tables.reliability_table(data.persona_reliability)),
         (
             "Judge validation (held-back human-labelled refusals)",
             data.judge_validation.select("judge", "n", "accuracy", "roc_auc", "precision", "recall"),
@@ -353,7 +353,8 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict,
 
 TABLES = {"safety": "safety_scores", "emergent": "emergent_alignment", "persona": "persona_scores",
           "projectability": "projectability", "persona_validation": "persona_validation",
-          "judge_validation": "judge_validation", "judge_agreement": "judge_agreement", "power": "power"}  # fmt: skip
+          "judge_validation": "judge_validation", "judge_agreement": "judge_agreement", "power": "power",
+          "persona_diagnostics": "persona_diagnostics", "persona_reliability": "persona_reliability"}  # fmt: skip
 
 
 def load_report_data(store, judge: str) -> ReportData:

@@ -10,7 +10,8 @@ CREATE TABLE IF NOT EXISTS persona_validation_items (
     paraphrase_of  VARCHAR,
     text           VARCHAR NOT NULL,
     method         VARCHAR NOT NULL,   -- logprob | generated
-    raw            DOUBLE,             -- logprob: expected Likert 1..5; generated: +1 agree / -1 disagree / NULL
+    scale_reversed BOOLEAN,            -- logprob: asked with 1 = strongly agree (half the items; counterbalanced)
+    raw            DOUBLE,             -- logprob: expected Likert 1..5, 5 = agree whichever way asked; generated: +1 agree / -1 disagree / NULL
     option_mass    DOUBLE,             -- logprob: probability on the five answers
     value          DOUBLE,             -- keyed score in [-1, 1]
     reply          VARCHAR,

@@ -13,6 +13,8 @@ CREATE TABLE IF NOT EXISTS projectability (
     change_ci_high     DOUBLE,
     profile_fit        DOUBLE,         -- cosine(observed change per subscale, expected profile)
     adapter_id         VARCHAR,
+    interpretable      BOOLEAN,        -- known-persona validation and option mass pass (persona_diagnostics)
+    not_interpretable_reason VARCHAR,  -- why not, '; '-joined; NULL when interpretable
     item_bank_version  VARCHAR,
     run_id VARCHAR NOT NULL, asset_key VARCHAR NOT NULL, partition_key VARCHAR NOT NULL, input_versions JSON
 );
