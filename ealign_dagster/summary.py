@@ -113,7 +113,14 @@ def print_summary(root: Path) -> None:
             "projectability (logprob Likert; signature change vs base, ranked)",
             "SELECT constitution, scope, round(signature, 3) AS signature,"
             " round(signature_change, 3) AS change, round(change_ci_low, 3) AS ci_low, round(change_ci_high, 3) AS ci_high,"
-            " round(profile_fit, 3) AS profile_fit FROM projectability WHERE method = 'logprob' AND model_id <> 'base' ORDER BY change DESC",
+            " round(profile_fit, 3) AS profile_fit, interpretable FROM projectability"
+            " WHERE method = 'logprob' AND model_id <> 'base' ORDER BY change DESC",
+        ),
+        (
+            "persona instrument (base model: not interpretable rows say why)",
+            "SELECT method, round(option_mass_mean, 4) AS option_mass, round(acquiescence, 3) AS acquiescence,"
+            " interpretable, not_interpretable_reason AS reason FROM persona_diagnostics"
+            " WHERE model_id = 'base' AND persona = '' ORDER BY method",
         ),
         (
             "known-persona validation (base model prompted as each persona)",
