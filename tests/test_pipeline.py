@@ -42,6 +42,7 @@ EXPECTED_CHECKS = {
     "no_train_eval_overlap",
     "min_rows_per_category",
     "prompt_length_bounds",
+    "train_examples_reached",
 }
 SCOPES = ["broad", "narrow_harassment", "narrow_illegal"]
 
@@ -163,10 +164,12 @@ def _planted_profile(assets, action, planted: bool):
     (assets / "sources" / "harassment_extra.csv").write_text("prompt\n" + "\n".join(f'"{r}"' for r in rows) + "\n")
     prof = yaml.safe_load((assets / "profiles" / "tiny.yaml").read_text())
     prof["name"] = "planted"
+    # the extra prompts are the only harassment training prompts, and every one of them is trained on
+    prof["prompts"]["sources"] = [s for s in prof["prompts"]["sources"] if s.get("role") == "eval"]
     prof["prompts"]["sources"].append(
         {"name": "extra", "kind": "file", "path": "sources/harassment_extra.csv", "category": "harassment_bullying"}
     )
-    prof["splits"].update(leakage_action=action, narrow_size=500)
+    prof["splits"].update(leakage_action=action, train_examples=len(rows) - (planted and action == "drop"))
     (assets / "profiles" / "planted.yaml").write_text(yaml.safe_dump(prof))
 
 

@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from ealign_dagster.core.config import TrainConfig
-from ealign_dagster.training.lora import assistant_loss, tokenize, train
+from ealign_dagster.core.config import PROFILE_NAMES, TrainConfig, load_profile
+from ealign_dagster.training.lora import (
+    _batches,
+    assistant_loss,
+    micro_batches,
+    tokenize,
+    total_steps,
+    train,
+    train_adapter,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = [
@@ -206,3 +214,60 @@ def test_switching_attached_adapters_matches_a_fresh_peft_model(tiny, tmp_path):
         want = ref.logprobs(prompts, replies)
         assert got[n] == pytest.approx(want, abs=1e-3)
         assert max(abs(x - y) for x, y in zip(want, base)) > 1e-3  # the adapter does change the model
+
+
+class _SftStore:
+    """The two queries train_adapter makes, answered from SFT rows per (constitution, scope)."""
+
+    def __init__(self, cells: dict[tuple[str, str], int]):
+        self.cells = cells
+
+    def query(self, sql, params=None):
+        import polars as pl
+
+        if "FROM models" in sql:
+            return pl.DataFrame({"model_version": ["tiny-v1"]})
+        n = self.cells[tuple(params)]
+        prompts, replies = (PROMPTS * 4)[:n], [f"{r} ({i})" for i, r in enumerate((REPLIES * 4)[:n])]
+        return pl.DataFrame({"prompt": prompts, "response": replies, "sft_version": [f"sft-{n}"] * n})
+
+
+def test_every_cell_trains_the_same_steps_however_many_examples_it_kept(tiny, tmp_path):
+    """Before: steps came from each cell's own SFT rows, so a cell the CAI filter thinned (or a larger
+    broad scope) took a different number of optimizer steps."""
+    from ealign_dagster.core.paths import Home
+
+    path, _ = tiny
+    cfg = load_profile("tiny")
+    train_cfg = _cfg(max_steps=0, epochs=1.0, batch_size=4, checkpoint_every=0)
+    cfg = cfg.model_copy(update={"student": cfg.student.model_copy(update={"model": path}), "train": train_cfg,
+                                 "splits": cfg.splits.model_copy(update={"train_examples": 12})})  # fmt: skip
+    cells = {("virtue", "broad"): 12, ("virtue", "narrow_illegal"): 7, ("deontology", "narrow_harassment"): 2}
+    store, lines = _SftStore(cells), []
+    rows = {cell: train_adapter(cfg, Home.at(tmp_path), store, *cell, log=lines.append) for cell in cells}
+    assert {cell: row["examples"] for cell, (row, _) in rows.items()} == cells
+    assert {row["steps"] for row, _ in rows.values()} == {total_steps(12, train_cfg)} == {3}
+    assert {len(log) for _, log in rows.values()} == {3}
+    assert "virtue x narrow_illegal: 7 of 12 examples after the CAI filter; still 3 steps, as every cell" in lines
+
+
+def test_every_step_holds_a_full_batch_across_epochs():
+    """Before: the last batch of each epoch held n mod batch_size examples, so a cell with 7 examples
+    saw fewer per step than one with 12."""
+    batches = micro_batches(7, 4, seed=0, count=6)
+    assert [len(b) for b in batches] == [4] * 6
+    seen = [i for b in batches for i in b]
+    assert sorted(seen[:7]) == list(range(7)) and sorted(seen[7:14]) == list(range(7))  # whole epochs in turn
+    assert micro_batches(12, 4, seed=0, count=3) == _batches(12, 4, 0, 0)  # divisible: as before
+    assert [len(b) for b in micro_batches(2, 4, seed=0, count=3)] == [2, 2, 2]
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_shipped_profiles_match_steps_and_use_lora_scale_learning_rates(name):
+    """Before: the paper profile trained narrow adapters 7-8 steps and broad ones 32, at a full
+    fine-tuning learning rate (2e-5)."""
+    prof = load_profile(name)
+    steps = total_steps(prof.splits.train_examples, prof.train)
+    assert steps >= 3 and prof.train.max_steps in (0, steps)
+    if name != "tiny":  # tiny trains random weights for tests; nothing is measured on it
+        assert 1e-4 <= prof.train.learning_rate <= 3e-4

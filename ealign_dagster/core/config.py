@@ -63,7 +63,10 @@ class PromptsConfig(_Model):
     """How the `prompts` table is built from the sources."""
 
     sources: list[SourceConfig] = [
-        SourceConfig(name="harmbench", kind="harmbench", role="eval", split="all"),
+        # the demo's: standard behaviours (the paper profile adds the contextual and copyright ones)
+        SourceConfig(
+            name="harmbench", kind="harmbench", role="eval", split="all", where={"FunctionalCategory": "standard"}
+        ),
         SourceConfig(name="advbench", kind="advbench"),
         SourceConfig(name="donotanswer", kind="donotanswer"),
     ]
@@ -86,12 +89,18 @@ class PromptsConfig(_Model):
         return self
 
 
+# Sizes of older profiles, per category for broad and per narrow scope: replaced by train_examples.
+REPLACED_SPLIT_SIZES = ("broad_per_category", "narrow_size")
+
+
 class SplitsConfig(_Model):
     """Sizes and filters of the per-scope training pools and the evaluation set."""
 
     seed: int = 0
-    broad_per_category: Positive = 3  # broad: this many per category (stratified)
-    narrow_size: Positive = 12  # narrow scopes: this many of the scope's category
+    # Training prompts of every scope: broad draws them stratified over its categories, a narrow scope
+    # from its own category, so that scopes differ in what they train on, not in how much. A scope
+    # whose filtered pool is smaller fails its check train_examples_reached with the shortfall.
+    train_examples: Positive = 12
     # The evaluation set, per benchmark source and category (a source's per_category overrides it).
     eval_per_category: Positive = 12
     # Training prompts this similar to any held-out-category prompt leave that narrow scope.
@@ -105,9 +114,21 @@ class SplitsConfig(_Model):
     leakage_action: Literal["drop", "keep"] = "drop"
     # Training prompts this similar to any evaluation prompt are near-duplicates (contamination).
     contamination_threshold: Share = 0.85
-    min_rows_per_category: Count = 3
+    min_rows_per_category: Count = 2
     min_chars: Count = 10
     max_chars: Positive = 6000
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _replaced_sizes(cls, data):
+        """The per-scope sizes of older profiles confounded scope with data size; they have no mapping."""
+        old = [k for k in REPLACED_SPLIT_SIZES if isinstance(data, dict) and k in data]
+        if old:
+            raise ValueError(
+                f"{' and '.join(old)} {'is' if len(old) == 1 else 'are'} no longer settings: set "
+                "train_examples, the training prompts of every scope (broad stratified over its categories)"
+            )
+        return data
 
 
 class ModelConfig(_Model):
@@ -123,7 +144,8 @@ class ModelConfig(_Model):
     max_concurrency: Positive = 4  # openai: requests in flight
     timeout_s: pydantic.PositiveFloat = 120.0
     max_retries: Count = 5  # openai: on 429, 5xx, timeouts (exponential backoff with jitter)
-    batch_size: Positive = 16  # local: sequences per generate call (16: 6.2x a naive loop on 2 cores)
+    # local: sequences per generate call (16: 6.2x a naive loop on 2 cores; 32: ~1.25x 16, benchmarks/generation.py)
+    batch_size: Positive = 32
     # local: a prefix shared by a whole batch (system prompt, few-shot exemplars) at least this long
     # is prefilled once and reused; 0 turns it off.
     prefix_cache_min_tokens: Count = 32
@@ -190,8 +212,11 @@ class TrainConfig(_Model):
     learning_rate: pydantic.PositiveFloat = 2e-4
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
     warmup_ratio: Share = 0.1
+    # Passes over splits.train_examples examples. Every adapter takes the same optimizer steps, each
+    # of batch_size x grad_accum examples, however many revisions the CAI filter accepted in its cell
+    # (a cell with fewer repeats them); the adapters table records both.
     epochs: pydantic.PositiveFloat = 2.0
-    max_steps: Count = 0  # > 0 overrides epochs
+    max_steps: Count = 0  # > 0 overrides epochs (the same for every adapter)
     batch_size: Positive = 4
     grad_accum: Positive = 1
     max_length: Positive = 512  # tokens; longer examples are cut

@@ -38,6 +38,23 @@ def _sample(ids: list[str], n: int, seed: str) -> list[str]:
     return ids if len(ids) <= n else sorted(random.Random(seed).sample(ids, n))
 
 
+def stratified_quota(available: dict[str, int], total: int) -> dict[str, int]:
+    """How many of `total` to draw per category: as equal as the pools allow. Categories are filled
+    smallest pool first, so a category with fewer prompts than its share leaves the rest to the others
+    and the remainder of an uneven division goes to the largest pools. Sums to less than `total` only
+    when every pool is exhausted."""
+    order = sorted(available, key=lambda c: (available[c], c))
+    quota, left = {}, total
+    for i, cat in enumerate(order):
+        quota[cat] = min(available[cat], left // (len(order) - i))
+        left -= quota[cat]
+    for cat in reversed(order):  # only when a later pool ran out: top up any with prompts to spare
+        extra = min(left, available[cat] - quota[cat])
+        quota[cat] += extra
+        left -= extra
+    return quota
+
+
 def max_similarity(vecs: np.ndarray, rows: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """Each selected row's highest cosine similarity to any anchor row (0 when no anchors)."""
     if not rows.any() or not anchors.any():
@@ -152,17 +169,13 @@ def build_split(
 
     pool = prompts.filter(alive)
     if covers_all:
+        by_cat = {cat: pool.filter(pl.col("category") == cat)["prompt_id"].to_list() for cat in spec.categories}
+        quota = stratified_quota({cat: len(ids) for cat, ids in by_cat.items()}, cfg.train_examples)
         train_ids = [
-            pid
-            for cat in spec.categories
-            for pid in _sample(
-                pool.filter(pl.col("category") == cat)["prompt_id"].to_list(),
-                cfg.broad_per_category,
-                f"{cfg.seed}:{scope}:{cat}",
-            )
+            pid for cat in spec.categories for pid in _sample(by_cat[cat], quota[cat], f"{cfg.seed}:{scope}:{cat}")
         ]
     else:
-        train_ids = _sample(pool["prompt_id"].to_list(), cfg.narrow_size, f"{cfg.seed}:{scope}")
+        train_ids = _sample(pool["prompt_id"].to_list(), cfg.train_examples, f"{cfg.seed}:{scope}")
 
     # The evaluation set does not depend on the scope: same prompts, roles flagged per scope.
     # an evaluation prompt whose category is a low-confidence guess is not scored under it (audited)

@@ -15,6 +15,7 @@ SPLIT_CHECKS = {
     "no_held_out_leakage": "no training prompt is a held-out-category prompt or too similar to one",
     "no_train_eval_overlap": "no training prompt is, or nearly duplicates, an evaluated or reference prompt",
     "min_rows_per_category": "every trained and evaluated category has enough rows",
+    "train_examples_reached": "the training pool has exactly splits.train_examples prompts, as every other scope",
     "prompt_length_bounds": "every prompt's length is within the profile's bounds",
 }
 
@@ -102,7 +103,21 @@ def split_frames(
     return {
         "rows": (df, row_expectations, "prompt_id"),
         "counts": (count_df, count_expectations, "role_category"),
+        "size": train_size_frame(int(train.sum()), cfg.train_examples),
     }
+
+
+def train_size_frame(n_train: int, target: int) -> tuple[pd.DataFrame, list, str]:
+    """The training pool's size against splits.train_examples. A failing row reads as one line: the
+    shortfall and, as its index, what was left after filtering."""
+    import great_expectations as gx
+
+    pool = f"{n_train} training prompts after filtering (split_audit says why), splits.train_examples = {target}"
+    df = pd.DataFrame([{"train_pool": pool, "shortfall": target - n_train}])
+    expectation = gx.expectations.ExpectColumnValuesToBeBetween(
+        column="shortfall", min_value=0, max_value=0, meta={"check": "train_examples_reached"}
+    )
+    return df, [expectation], "train_pool"
 
 
 def check_split(store, scope: str, taxonomy: Taxonomy, cfg, cache_dir=None) -> dict:

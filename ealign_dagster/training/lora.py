@@ -53,6 +53,18 @@ def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
+def micro_batches(n: int, batch_size: int, seed: int, count: int) -> list[list[int]]:
+    """`count` micro-batches of example indices: a seeded shuffle per epoch, the epochs read as one
+    stream, so that every batch holds batch_size examples (fewer only when n is) whether or not n
+    divides by it; cells with different numbers of examples then see as many per optimizer step."""
+    stream, epoch = [], 0
+    while len(stream) < count * batch_size:
+        stream += [i for b in _batches(n, n, seed, epoch) for i in b]
+        epoch += 1
+    width = min(batch_size, n)
+    return [stream[i * width : (i + 1) * width] for i in range(count)]
+
+
 def assistant_loss(model, input_ids, attention_mask, loss_mask):
     """Cross-entropy on assistant tokens, computing output-layer logits only at those positions:
     with a 49k vocabulary the output layer dominates a small model's step."""
@@ -90,6 +102,8 @@ def _peak_mb() -> float:
 
 
 def total_steps(n_examples: int, cfg: TrainConfig) -> int:
+    """Optimizer steps for `epochs` passes over n_examples (cfg.max_steps when set). The adapters of a
+    profile all pass splits.train_examples here, not the examples their cell kept, to be matched."""
     if cfg.max_steps > 0:
         return cfg.max_steps
     per_epoch = math.ceil(math.ceil(n_examples / cfg.batch_size) / cfg.grad_accum)
@@ -109,9 +123,11 @@ def train(
     ckpt_dir: Path,
     log=print,
     pad_id: int = 0,
+    steps: int | None = None,
 ) -> TrainResult:
-    """Train one adapter into out_dir (written atomically). Checkpoints go to ckpt_dir every
-    cfg.checkpoint_every steps; if ckpt_dir holds one, training continues from it."""
+    """Train one adapter into out_dir (written atomically) for `steps` optimizer steps (default: from
+    the examples given, total_steps). Checkpoints go to ckpt_dir every cfg.checkpoint_every steps; if
+    ckpt_dir holds one, training continues from it."""
     import torch
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -139,7 +155,7 @@ def train(
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
-    steps = total_steps(len(examples), cfg)
+    steps = steps or total_steps(len(examples), cfg)
     sched = get_scheduler(cfg.scheduler, opt, num_warmup_steps=int(cfg.warmup_ratio * steps), num_training_steps=steps)
 
     step, history = 0, []
@@ -154,11 +170,7 @@ def train(
         log(f"resuming from checkpoint {ckpt.name} (step {step}/{steps})")
     resumed_from = step
 
-    micro = [
-        b
-        for epoch in range(math.ceil(steps * cfg.grad_accum / max(1, math.ceil(len(examples) / cfg.batch_size))) + 1)
-        for b in _batches(len(examples), cfg.batch_size, cfg.seed, epoch)
-    ]
+    micro = micro_batches(len(examples), cfg.batch_size, cfg.seed, steps * cfg.grad_accum)
     start = time.perf_counter()
     elapsed_before = history[-1]["seconds"] if history else 0.0
     while step < steps:
@@ -231,7 +243,7 @@ def _save_checkpoint(model, opt, sched, step, history, ckpt_dir: Path) -> None:
 
 
 # Part of every adapter id: bump it when a change to the training code changes the weights it makes.
-TRAINER_VERSION = 1
+TRAINER_VERSION = 2  # 2: full batches across epoch boundaries (micro_batches)
 
 
 def _reusable(out: Path, record: Path) -> tuple[dict, list[dict]] | None:
@@ -246,8 +258,9 @@ def _reusable(out: Path, record: Path) -> tuple[dict, list[dict]] | None:
 
 def train_adapter(cfg, home, store, name: str, scope: str, log=None) -> tuple[dict, list[dict]]:
     """Train (or resume) the LoRA adapter of one constitution x scope on its SFT examples: its
-    registry row and per-step log. The adapter id hashes everything that determines its weights, so
-    an adapter already trained under this id (weights checked against their checksum) is reused."""
+    registry row and per-step log. Every cell of a profile takes the same optimizer steps (from
+    splits.train_examples). The adapter id hashes everything that determines its weights, so an
+    adapter already trained under this id (weights checked against their checksum) is reused."""
     from ealign_dagster.core.models import load_tokenizer, resolve
     from ealign_dagster.core.paths import folder_sha256, home_relative, value_version
 
@@ -260,8 +273,9 @@ def train_adapter(cfg, home, store, name: str, scope: str, log=None) -> tuple[di
     base_path = resolve(cfg.student.model, home.models)
     base_version = store.query("SELECT model_version FROM models WHERE role = 'student'")["model_version"][0]
     sft_version, hyper = sft["sft_version"][0], cfg.train.model_dump()
+    steps = total_steps(cfg.splits.train_examples, cfg.train)
     spec = {"constitution": name, "scope": scope, "seed": cfg.train.seed, "base": base_version, "sft": sft_version,
-            "hyper": hyper, "trainer": TRAINER_VERSION}  # fmt: skip
+            "hyper": hyper, "steps": steps, "trainer": TRAINER_VERSION}  # fmt: skip
     adapter_id = value_version(spec)[:12]
     root = home.adapters / name / scope
     out, record = root / adapter_id, root / f"{adapter_id}.json"
@@ -271,7 +285,11 @@ def train_adapter(cfg, home, store, name: str, scope: str, log=None) -> tuple[di
         return done
     tok = load_tokenizer(base_path)
     examples = tokenize(tok, sft["prompt"].to_list(), sft["response"].to_list(), cfg.train.max_length)
-    result = train(base_path, examples, cfg.train, out, root / f".ckpt-{adapter_id}", log=log, pad_id=tok.pad_token_id)
+    if log and len(examples) < cfg.splits.train_examples:
+        log(f"{name} x {scope}: {len(examples)} of {cfg.splits.train_examples} examples after the CAI filter; "
+            f"still {steps} steps, as every cell")  # fmt: skip
+    result = train(base_path, examples, cfg.train, out, root / f".ckpt-{adapter_id}", log=log, pad_id=tok.pad_token_id,
+                   steps=steps)  # fmt: skip
     row = {
         "adapter_id": adapter_id, "constitution": name, "scope": scope, "seed": cfg.train.seed,
         "base_model": cfg.student.model, "base_version": base_version, "sft_version": sft_version,
