@@ -1,8 +1,8 @@
 """Evaluating several models on one loaded base: the base and N-1 LoRA adapters answer the same
-prompts, greedy, with the adapters switched one at a time (the baseline), merged into the base for
-their turn, or mixed row by row in shared batches (PEFT adapter_names), in one run. Rounds alternate
-the modes so that a busy machine slows each alike; prints tokens/s per mode (best round), the ratios to
-the baseline, and whether every mode gave the baseline's answers.
+prompts, greedy, with the adapters switched one at a time (the baseline) or mixed row by row in
+shared batches (PEFT adapter_names), in one run. Rounds alternate the modes so that a busy machine
+slows each alike; prints tokens/s per mode (best round), the ratio to the baseline, and whether every
+mode gave the baseline's answers.
 
     python benchmarks/evaluation.py [--models 4] [--prompts 16] [--max-new-tokens 32] [--batch-size 16] [--rounds 2]
 
@@ -18,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-MODES = ("switch", "merge", "mixed")
+MODES = ("switch", "mixed")
 
 
 def main() -> None:

@@ -101,7 +101,7 @@ class LocalChat(LocalScoring):
     def batching(self) -> str:
         """How calls over several adapters run (ModelConfig.adapter_batching, auto resolved)."""
         mode = self.cfg.adapter_batching
-        return ("mixed" if self.device == "cuda" else "merge") if mode == "auto" else mode
+        return ("mixed" if self.device == "cuda" else "switch") if mode == "auto" else mode
 
     def attach(self, name: str, path: str) -> None:
         """Load a PEFT adapter next to the base weights (once); the base is not reloaded."""
@@ -110,7 +110,6 @@ class LocalChat(LocalScoring):
             return
         from peft import PeftModel
 
-        self._unmerge()
         self.state.pop("prefix", None)  # a cached prefix may hold the old weights under this name
         if not adapters:
             self.state["model"] = PeftModel.from_pretrained(self.model, path, adapter_name=name).eval()
@@ -121,44 +120,16 @@ class LocalChat(LocalScoring):
         adapters[name] = path
 
     def activate(self, name: str | None) -> None:
-        """Switch to an attached adapter, or to the base model (None). Under `merge` the adapter's
-        weights are added to the base for its turn and the base weights restored exactly after."""
+        """Switch to an attached adapter, or to the base model (None)."""
         adapters = self.state["adapters"]
-        if name is not None and name not in adapters:
-            raise KeyError(f"adapter '{name}' is not attached to {self.cfg.model}")
-        if not adapters or (self.batching == "merge" and self.state.get("merged") == name and name is not None):
-            return
-        self._unmerge()
         if name is None:
-            self.model.base_model.disable_adapter_layers()
+            if adapters:
+                self.model.base_model.disable_adapter_layers()
             return
+        if name not in adapters:
+            raise KeyError(f"adapter '{name}' is not attached to {self.cfg.model}")
         self.model.base_model.enable_adapter_layers()
         self.model.set_adapter(name)
-        if self.batching == "merge":
-            layers = self._lora_layers()
-            if "base_weights" not in self.state:  # taken before any merge: the exact base
-                self.state["base_weights"] = [m.base_layer.weight.detach().clone() for m in layers]
-            self.model.base_model.merge_adapter([name])
-            self.state["merged"] = name
-
-    def _lora_layers(self) -> list:
-        from peft.tuners.lora import LoraLayer
-
-        return [m for m in self.model.modules() if isinstance(m, LoraLayer)]
-
-    def _unmerge(self) -> None:
-        """Undo a merged adapter, restoring the base weights bit for bit (not base + delta - delta)."""
-        if self.state.get("merged") is None:
-            return
-        self.model.base_model.unmerge_adapter()
-        for m, w in zip(self._lora_layers(), self.state["base_weights"]):
-            m.base_layer.weight.data.copy_(w)
-        self.state["merged"] = None
-
-    def _mix(self) -> None:
-        """Ready for a batch whose rows name different adapters: nothing merged, LoRA layers on."""
-        self._unmerge()
-        self.model.base_model.enable_adapter_layers()
 
     def generate_batches(self, reqs: list[Request]) -> Iterator[tuple[list[int], list[Result]]]:
         """Yield (indices, results) per batch; batches share sampling params and similar lengths, and
@@ -182,8 +153,8 @@ class LocalChat(LocalScoring):
                 extra = {}
                 if len(names) == 1:
                     self.activate(next(iter(names)))
-                else:
-                    self._mix()
+                else:  # rows of several adapters: LoRA layers on, each row its own (base rows: none)
+                    self.model.base_model.enable_adapter_layers()
                     extra["adapter_names"] = [reqs[i].adapter or "__base__" for i in batch]
                 adapter = next(iter(names)) if len(names) == 1 else False  # False: no shared prefix
                 ids, mask, past = self._batch_inputs([reqs[i] for i in batch], adapter)
