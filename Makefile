@@ -25,6 +25,7 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	GX_ANALYTICS_ENABLED=False $(BIN)/pytest -q
+	GX_ANALYTICS_ENABLED=False $(BIN)/pytest -q -m slow
 
 demo: install
 	$(BIN)/ealign run --profile demo

@@ -223,6 +223,7 @@ TRAINING = {
 }
 
 
+@pytest.mark.slow
 def test_benchmark_and_over_refusal_set_added_after_training(tiny_home, assets_copy):
     home = tiny_home[0]
     before = {k: _q(home, q) for k, q in TRAINING.items()}

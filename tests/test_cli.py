@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -22,6 +24,7 @@ def _run(*args, check=True, assets=None):
     return p
 
 
+@pytest.mark.slow
 def test_run_tiny_then_sql(tmp_path, tiny_home):
     home, out = str(tiny_home[0]), tiny_home[1]
     assert "== split sizes ==" in out
