@@ -22,6 +22,7 @@ AGGREGATES = {
     "projectability",
     "report",
 }
+VERSIONS: dict[str, dg.DataVersion] = {}  # data versions the stand-in bodies report, per asset
 
 
 @pytest.fixture
@@ -94,8 +95,8 @@ def _stand_ins(defs: dg.Definitions) -> dg.Definitions:
             name="stand_in_" + "_".join(k.to_python_identifier() for k in ad.keys),
         )
         def body(context: dg.AssetExecutionContext):
-            for key in context.selected_asset_keys:
-                yield dg.MaterializeResult(asset_key=key)
+            for key in context.selected_asset_keys:  # a data version of the test's choosing, else a new one
+                yield dg.MaterializeResult(asset_key=key, data_version=VERSIONS.get(key.to_user_string()))
             for ck in context.selected_asset_check_keys:
                 yield dg.AssetCheckResult(asset_key=ck.asset_key, check_name=ck.name, passed=True)
 
@@ -295,3 +296,25 @@ def test_evaluation_assets_carry_the_evaluation_condition():
     graph = defs().resolve_asset_graph()
     for key in EVALUATION:
         assert graph.get(dg.AssetKey(key)).automation_condition.get_label().startswith("eager"), key
+
+
+def test_same_training_pool_requests_only_the_evaluation(world, monkeypatch):
+    """`splits` re-materialized with the same data version (its training pool's hash: a benchmark was
+    added or resized) requests the evaluation and nothing of the training chain (before: initial
+    answers, SFT data and adapters ran again); a new training pool requests the whole chain."""
+    scopes = ["broad", "narrow_harassment", "narrow_illegal"]
+
+    def splits_at(version):
+        monkeypatch.setitem(VERSIONS, "splits", dg.DataVersion(version))
+        for scope in scopes:
+            _run(world["defs"], world["instance"], dg.AssetKey("splits"), scope)
+        return {a for a, _ in _drain(world)}
+
+    training = {"initial_responses", "cai_revisions", "sft_datasets", "adapters"}
+    assert training <= splits_at("pool-1")  # a new pool: everything below runs
+    again = splits_at("pool-1")
+    # the answers to the evaluation set and what is computed from them; the persona instrument and the
+    # training chain do not read splits' new rows
+    assert again == {"eval_generations", "judgments", "judge_agreement", "safety_scores", "emergent_alignment",
+                     "power", "report"}, again  # fmt: skip
+    assert training <= splits_at("pool-2")

@@ -6,7 +6,7 @@ import dagster as dg
 
 from ealign_dagster.cai.expectations import SFT_CHECKS
 from ealign_dagster.inputs.assets import constitution_files
-from ealign_dagster.orchestration.automation import eager
+from ealign_dagster.orchestration.automation import eager, on_training_data
 from ealign_dagster.orchestration.checks import expectation_specs
 from ealign_dagster.orchestration.partitions import CONSTITUTION_X_SCOPE, CONSTITUTIONS
 from ealign_dagster.orchestration.resources import EalignResource
@@ -25,8 +25,9 @@ def base_model(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.
     return write(context, ealign.store, {"models": df}, inputs={"profile": ealign.version()})
 
 
-@dg.asset(deps=[dg.AssetDep(splits, partition_mapping=dg.AllPartitionMapping()), base_model], **GROUP,
-          kinds={"pytorch", "duckdb"}, metadata=owns("initial_responses"))  # fmt: skip
+@dg.asset(deps=[dg.AssetDep(splits, partition_mapping=dg.AllPartitionMapping()), base_model],
+          **(GROUP | dict(automation_condition=on_training_data())), kinds={"pytorch", "duckdb"},
+          metadata=owns("initial_responses"))  # fmt: skip
 def initial_responses(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
     """The helpful-only student's answer to every training prompt of every scope."""
     from ealign_dagster.cai.revise import initial_answers
@@ -63,7 +64,8 @@ def cai_revisions(context: dg.AssetExecutionContext, ealign: EalignResource) -> 
 @dg.asset(
     deps=[dg.AssetDep(cai_revisions, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("constitution")),
           dg.AssetDep(splits, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("scope"))],
-    partitions_def=CONSTITUTION_X_SCOPE, **GROUP, kinds={"duckdb"}, metadata=owns("sft_examples"),
+    partitions_def=CONSTITUTION_X_SCOPE, **(GROUP | dict(automation_condition=on_training_data())), kinds={"duckdb"},
+    metadata=owns("sft_examples"),
     check_specs=expectation_specs(SFT_CHECKS, "sft_datasets", CONSTITUTION_X_SCOPE),
 )  # fmt: skip
 def sft_datasets(context: dg.AssetExecutionContext, ealign: EalignResource) -> Iterator:

@@ -26,6 +26,15 @@ def eager() -> dg.AutomationCondition:
     )
 
 
+def on_training_data() -> dg.AutomationCondition:
+    """Eager, except that a dependency counts as changed only when its data version did: the first
+    steps of the training chain after `splits`, whose data version is the training pool's hash, so a
+    `splits` re-materialized with the same training rows (a benchmark added or resized) requests no
+    training, only the evaluation."""
+    changed = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.data_version_changed())
+    return eager().replace("any_deps_updated", changed.with_label("any_deps_data_version_changed"))
+
+
 def nightly_cron() -> str | None:
     """The profile's `eval.nightly_cron` (profile from EALIGN_PROFILE, as the `ealign` resource reads it)."""
     from ealign_dagster.core.config import load_profile
