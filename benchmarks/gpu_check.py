@@ -37,16 +37,6 @@ QWEN2_05B = dict(
     rms_norm_eps=1e-6,
     tie_word_embeddings=True,
 )
-TINY = dict(
-    vocab_size=1024,
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=2048,
-    tie_word_embeddings=True,
-)
 # Dense bf16 peak TFLOP/s by device name (vendor datasheets, without sparsity); first match wins.
 PEAK_BF16_TFLOPS = [
     ("h200", 989.4),
@@ -228,7 +218,9 @@ def main() -> None:
         return
     args.shape = QWEN2_05B
     if args.smoke:
-        args.shape = TINY
+        from ealign_dagster.core.models import TINY_CONFIG
+
+        args.shape = dict(TINY_CONFIG, vocab_size=1024)  # the tests' tiny shape, a small vocabulary
         args.steps, args.batch_size, args.seq_len, args.warmup_steps = 4, 2, 64, 1
         args.prompts_per_model, args.prompt_len, args.max_new_tokens = 4, 16, 8
     device = "cuda" if cuda else "cpu"

@@ -6,7 +6,7 @@ import pytest
 
 from ealign_dagster.core.chat import Request, generate
 from ealign_dagster.core.config import ModelConfig
-from tests.test_training import PROMPTS, REPLIES, _cfg
+from tests.test_training import PROMPTS, two_adapters
 
 NAMES = (None, "a", "b")
 
@@ -14,21 +14,7 @@ NAMES = (None, "a", "b")
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The tiny base and two adapters trained to different weights."""
-    from transformers import AutoTokenizer
-
-    from ealign_dagster.core import models
-    from ealign_dagster.core.paths import Home
-    from ealign_dagster.training.lora import tokenize, train
-
-    home = Home.at(tmp_path_factory.mktemp("batchhome"))
-    path = str(models.build(models.TINY, home.models))
-    tok = AutoTokenizer.from_pretrained(path)
-    root = tmp_path_factory.mktemp("adapters")
-    ex = tokenize(tok, PROMPTS, REPLIES, 96)
-    for name, lr in (("a", 3e-2), ("b", 1e-1)):
-        train(path, ex, _cfg(max_steps=3, learning_rate=lr), root / name, root / f"ck-{name}", log=lambda m: None,
-              pad_id=tok.pad_token_id)  # fmt: skip
-    return home, path, {n: str(root / n) for n in ("a", "b")}
+    return two_adapters(tmp_path_factory)
 
 
 def _chat(world, mode: str):
@@ -82,3 +68,18 @@ def test_one_generate_call_over_several_models_keys_each_answer_by_its_model(wor
     assert not any(r.cached for r in other)
     with pytest.raises(ValueError):
         generate(chat, reqs, key_version=versions[:-1])
+
+
+def test_rows_under_one_system_prompt_share_a_batch(world):
+    """Persona runs: rows are batched by system prompt first, so a batch shares the persona prefix
+    (prefilled once); sorted by length alone, two personas of the same length were interleaved."""
+    chat = _chat(world, "switch")
+    personas = [
+        "You are Ann, who keeps every promise she makes. " * 3,
+        "You are Bob, who weighs each outcome with care. " * 3,
+    ]
+    assert len(personas[0]) == len(personas[1])
+    reqs = [Request.chat([{"role": "system", "content": p}, {"role": "user", "content": "Why?" + " really" * i}],
+                         max_new_tokens=2, temperature=0.0) for i in range(4) for p in personas]  # fmt: skip
+    batches = [{reqs[i].messages[0][1] for i in idx} for idx, _ in chat.generate_batches(reqs)]
+    assert len(batches) == 2 and all(len(b) == 1 for b in batches)

@@ -2,34 +2,27 @@
 name, and over HTTP a served adapter must answer like the local PEFT one (a real tiny model with real
 PEFT adapters behind an OpenAI-compatible socket)."""
 
+from pathlib import Path
+
 import pytest
 
 from ealign_dagster.core.config import ModelConfig
 from ealign_dagster.evaluation.canary import MIN_EFFECT, TOP_K, check_adapters, distance
 from ealign_dagster.evaluation.models import BASE, ModelUnderTest
 from tests.fake_endpoint import Endpoint
-from tests.test_training import PROMPTS, REPLIES, _cfg
+from tests.test_training import two_adapters
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The tiny base loaded once, two trained adapters and one that was never trained (B = 0)."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    from ealign_dagster.core import models
     from ealign_dagster.core.chat import LocalChat
-    from ealign_dagster.core.paths import Home
-    from ealign_dagster.training.lora import tokenize, train
 
-    home = Home.at(tmp_path_factory.mktemp("canaryhome"))
-    path = str(models.build(models.TINY, home.models))
-    tok = AutoTokenizer.from_pretrained(path)
-    root = tmp_path_factory.mktemp("adapters")
-    ex = tokenize(tok, PROMPTS, REPLIES, 96)
-    for name, lr in (("trained", 3e-2), ("other", 1e-1)):
-        train(path, ex, _cfg(max_steps=3, learning_rate=lr), root / name, root / f"ck-{name}", log=lambda m: None,
-              pad_id=tok.pad_token_id)  # fmt: skip
+    home, path, trained = two_adapters(tmp_path_factory, ("trained", "other"))
+    root = Path(trained["trained"]).parent
     peft = get_peft_model(AutoModelForCausalLM.from_pretrained(path), LoraConfig(r=4, target_modules=["q_proj"]))
     peft.save_pretrained(root / "noop")  # LoRA's B starts at zero: this adapter changes nothing
     mut = {n: ModelUnderTest(n, n, "virtue", n, str(root / n), sha256=n) for n in ("trained", "other", "noop")}

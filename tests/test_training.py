@@ -271,3 +271,23 @@ def test_shipped_profiles_match_steps_and_use_lora_scale_learning_rates(name):
     assert steps >= 3 and prof.train.max_steps in (0, steps)
     if name != "tiny":  # tiny trains random weights for tests; nothing is measured on it
         assert 1e-4 <= prof.train.learning_rate <= 3e-4
+
+
+def two_adapters(tmp_path_factory, names=("a", "b")):
+    """The tiny base built in a fresh home and two adapters trained to different weights (3 steps at
+    learning rates 3e-2 and 1e-1): (home, base path, {name: adapter path})."""
+    from transformers import AutoTokenizer
+
+    from ealign_dagster.core import models
+    from ealign_dagster.core.paths import Home
+    from ealign_dagster.training.lora import tokenize, train
+
+    home = Home.at(tmp_path_factory.mktemp("home"))
+    path = str(models.build(models.TINY, home.models))
+    tok = AutoTokenizer.from_pretrained(path)
+    root = tmp_path_factory.mktemp("adapters")
+    ex = tokenize(tok, PROMPTS, REPLIES, 96)
+    for name, lr in zip(names, (3e-2, 1e-1)):
+        train(path, ex, _cfg(max_steps=3, learning_rate=lr), root / name, root / f"ck-{name}", log=lambda m: None,
+              pad_id=tok.pad_token_id)  # fmt: skip
+    return home, path, {n: str(root / n) for n in names}

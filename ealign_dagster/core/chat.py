@@ -146,7 +146,8 @@ class LocalChat(LocalScoring):
             groups.setdefault((r.max_new_tokens, r.temperature, r.top_p, None if mixed else r.adapter), []).append(i)
         eos = self.tokenizer.eos_token_id
         for (max_new, temp, top_p, _), idx in groups.items():
-            idx = sorted(idx, key=lambda i: (lengths[i], reqs[i].adapter or ""))
+            # rows under one system prompt (a persona) together, so that a batch shares its prefix
+            idx = sorted(idx, key=lambda i: (_system(reqs[i]), lengths[i], reqs[i].adapter or ""))
             for b in range(0, len(idx), self.cfg.batch_size):
                 batch = idx[b : b + self.cfg.batch_size]
                 names = {reqs[i].adapter for i in batch}
@@ -219,6 +220,10 @@ class LocalChat(LocalScoring):
         past = copy.deepcopy(self.state["prefix"][1])
         past.batch_repeat_interleave(len(rows))
         return ids, mask, past
+
+
+def _system(req: Request) -> str:
+    return req.messages[0][1] if req.messages and req.messages[0][0] == "system" else ""
 
 
 def load_chat(cfg: ModelConfig, home: Home):
