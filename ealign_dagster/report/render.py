@@ -177,9 +177,7 @@ def plot_heldout_vs_trained(data: ReportData) -> bytes:
     ax.set_ylim(-lim, lim)
     ax.set_xlabel("change on the trained category (vs base)")
     ax.set_ylabel("change on the held-out category (vs base)")
-    ax.set_title(
-        "Emergent alignment: held-out vs trained change\n(negative = safer; paired bootstrap 95% CI)", fontsize=10
-    )
+    ax.set_title("Emergent alignment: held-out vs trained change\n(negative = safer; Tango 95% CI)", fontsize=10)
     return _fig_png(fig)
 
 
