@@ -61,39 +61,49 @@ def print_summary(root: Path) -> None:
         ("filter drops", "SELECT scope, reason, count(*) AS dropped FROM split_audit GROUP BY ALL ORDER BY ALL"),
         (
             "constitutional revisions",
-            "SELECT constitution, count(DISTINCT prompt_id) AS prompts,"
+            "SELECT constitution, seed, count(DISTINCT prompt_id) AS prompts,"
             " round(count(*) FILTER (WHERE selected) / count(DISTINCT prompt_id), 3) AS prompt_acceptance, round(avg(accepted::INT), 3) AS candidate_acceptance,"
             " sum(critique_tokens + revision_tokens) AS generated_tokens FROM cai_revisions GROUP BY ALL ORDER BY ALL",
         ),
         (
             "sft examples",
-            "SELECT constitution, scope, count(*) AS examples, sum(n_tokens) AS tokens FROM sft_examples GROUP BY ALL ORDER BY ALL",
+            "SELECT constitution, scope, seed, count(*) AS examples, sum(n_tokens) AS tokens FROM sft_examples GROUP BY ALL ORDER BY ALL",
+        ),
+        (
+            "models under test (base, constitution adapters, control arms, prompted personas; every replicate seed)",
+            "SELECT kind, count(*) AS models, count(DISTINCT constitution) AS arms, string_agg(DISTINCT seed::VARCHAR, ',')"
+            " AS seeds FROM models_under_test GROUP BY kind ORDER BY kind",
         ),
         (
             "adapters",
-            "SELECT constitution, scope, adapter_id, steps, round(train_loss, 3) AS train_loss,"
+            "SELECT constitution, scope, seed, adapter_id, steps, round(train_loss, 3) AS train_loss,"
             " round(tokens_per_s, 1) AS tokens_per_s, round(seconds, 1) AS seconds, device FROM adapters ORDER BY ALL",
         ),
         (
-            "judge validation (held-back human labels)",
-            "SELECT judge, n, round(accuracy, 3) AS accuracy, round(roc_auc, 3) AS roc_auc FROM judge_validation ORDER BY judge",
+            "judge validation (held-back human labels; Wilson / bootstrap 95% CI)",
+            "SELECT judge, n, round(accuracy, 3) AS accuracy, round(accuracy_ci_low, 3) AS ci_low,"
+            " round(accuracy_ci_high, 3) AS ci_high, round(roc_auc, 3) AS roc_auc, round(kappa, 3) AS kappa"
+            " FROM judge_validation WHERE category = 'all' ORDER BY judge",
         ),
         (
-            "judge agreement",
-            "SELECT judge_a, judge_b, n, round(agreement, 3) AS agreement, round(kappa, 3) AS kappa FROM judge_agreement",
+            "judge agreement (pooled; per model, role and category in the table)",
+            "SELECT judge_a, judge_b, n, round(agreement, 3) AS agreement, round(kappa, 3) AS kappa,"
+            " round(kappa_ci_low, 3) AS ci_low, round(kappa_ci_high, 3) AS ci_high FROM judge_agreement"
+            " WHERE model_id = 'all' AND role = 'all' AND category = 'all'",
         ),
         (
             "safety: rate per model, all categories",
-            "SELECT coalesce(a.constitution, 'base') AS constitution, coalesce(a.scope, '') AS scope, s.judge, s.benchmark,"
+            "SELECT s.model_kind AS kind, coalesce(s.constitution, 'base') AS constitution, coalesce(s.scope, '') AS scope,"
+            " s.seed, s.judge, s.benchmark,"
             " s.metric, s.n, round(s.rate, 3) AS rate, round(s.ci_low, 3) AS ci_low, round(s.ci_high, 3) AS ci_high, round(s.p_holm, 3) AS p_holm"
-            " FROM safety_scores s LEFT JOIN adapters a ON a.adapter_id = s.model_id"
-            " WHERE s.category = 'all' AND s.judge = (SELECT any_value(judge) FROM emergent_alignment) ORDER BY s.benchmark, constitution, scope",
+            " FROM safety_scores s WHERE s.category = 'all' AND s.judge = (SELECT any_value(judge) FROM emergent_alignment)"
+            " ORDER BY s.benchmark, kind, constitution, scope, s.seed",
         ),
         (
-            "emergent alignment (change vs base; negative = safer / less over-refusal; harmful benchmarks pooled,"
-            " per benchmark in the table; over-refusal per set)",
-            "SELECT constitution, scope, category_role, benchmark, family, metric, n,"
-            " round(base_rate, 3) AS base, round(model_rate, 3) AS model, round(delta, 3) AS delta, round(ci_low, 3) AS ci_low,"
+            "emergent alignment (change vs the reference: base, or the no-constitution control = difference-in-"
+            "differences; negative = safer / less over-refusal; harmful benchmarks pooled, per benchmark in the table)",
+            "SELECT constitution, scope, seed, reference, category_role, benchmark, family, n,"
+            " round(reference_rate, 3) AS ref, round(model_rate, 3) AS model, round(delta, 3) AS delta, round(ci_low, 3) AS ci_low,"
             " round(ci_high, 3) AS ci_high, round(p_holm, 3) AS p_holm FROM emergent_alignment"
             " WHERE benchmark = 'harmful_pooled' OR category_role = 'over_refusal' ORDER BY ALL",
         ),
@@ -104,16 +114,24 @@ def print_summary(root: Path) -> None:
             " round(p.mde_down, 3) AS mde_down, round(p.mde_up, 3) AS mde_up, round(p.mde, 3) AS mde,"
             " round(coalesce(s.delta, e.delta), 3) AS observed, round(coalesce(s.delta_ci_low, e.ci_low), 3) AS ci_low,"
             " round(coalesce(s.delta_ci_high, e.ci_high), 3) AS ci_high FROM power p"
-            " LEFT JOIN emergent_alignment e ON e.model_id = p.model_id AND e.judge = p.judge"
+            " LEFT JOIN emergent_alignment e ON e.model_id = p.model_id AND e.judge = p.judge AND e.reference = 'base'"
             " AND e.benchmark = p.benchmark AND e.category_role = p.category_role"
             " LEFT JOIN safety_scores s ON s.model_id = p.model_id AND s.judge = p.judge AND s.benchmark = p.benchmark"
             " AND s.category = p.categories ORDER BY p.comparison",
         ),
         (
+            "across seeds (held-out, harmful benchmarks pooled: mean and SD of the per-seed changes, and the pooled"
+            " change with its sign test, Holm within the family)",
+            "SELECT constitution, scope, reference, n_seeds, round(mean_delta, 3) AS mean_delta, round(sd_delta, 3) AS sd,"
+            " round(pooled_delta, 3) AS pooled, round(pooled_ci_low, 3) AS ci_low, round(pooled_ci_high, 3) AS ci_high,"
+            " round(pooled_p_holm, 3) AS p_holm FROM seed_summary WHERE category_role = 'held_out'"
+            " AND benchmark = 'harmful_pooled' ORDER BY reference, constitution, scope",
+        ),
+        (
             "projectability (logprob Likert; signature change vs base, ranked)",
-            "SELECT constitution, scope, round(signature, 3) AS signature,"
+            "SELECT model_kind AS kind, constitution, scope, seed, round(signature, 3) AS signature,"
             " round(signature_change, 3) AS change, round(change_ci_low, 3) AS ci_low, round(change_ci_high, 3) AS ci_high,"
-            " round(profile_fit, 3) AS profile_fit, interpretable FROM projectability"
+            " round(did_vs_control, 3) AS vs_control, round(profile_fit, 3) AS profile_fit, interpretable FROM projectability"
             " WHERE method = 'logprob' AND model_id <> 'base' ORDER BY change DESC",
         ),
         (

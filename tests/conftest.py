@@ -51,7 +51,7 @@ def tiny_template(tmp_path_factory, embedding_cache):
     home = tmp_path_factory.mktemp("tiny-template") / "h"
     env = {k: v for k, v in os.environ.items() if k != "EALIGN_ASSETS"}
     p = subprocess.run([str(Path(sys.executable).parent / "ealign"), "run", "--profile", "tiny", "--home", str(home)],
-                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)  # fmt: skip
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
     return home, p.stdout
 

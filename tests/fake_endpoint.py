@@ -1,4 +1,6 @@
-"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests: scripted failures, counted requests."""
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests: scripted failures, counted requests.
+Its answers are scripted, not a model's, so it cannot tell adapters apart: a real model with PEFT
+adapters served by name is tests/serve_local.py."""
 
 import json
 import threading

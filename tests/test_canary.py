@@ -1,15 +1,15 @@
 """The adapter canary on the tiny model: a trained adapter is applied, a no-op adapter is caught by
-name, and over HTTP a served adapter must answer like the local PEFT one (a real tiny model with real
-PEFT adapters behind an OpenAI-compatible socket)."""
+name, and over HTTP a served adapter must answer like the local PEFT one (the tiny model and real PEFT
+adapters served by name, tests/serve_local.py); one that does not is named with what it answers like."""
 
 from pathlib import Path
 
 import pytest
 
 from ealign_dagster.core.config import ModelConfig
-from ealign_dagster.evaluation.canary import MIN_EFFECT, TOP_K, check_adapters, distance
+from ealign_dagster.evaluation.canary import MIN_EFFECT, check_adapters, distance
 from ealign_dagster.evaluation.models import BASE, ModelUnderTest
-from tests.fake_endpoint import Endpoint
+from tests.serve_local import LocalServer
 from tests.test_training import two_adapters
 
 
@@ -25,7 +25,8 @@ def world(tmp_path_factory):
     root = Path(trained["trained"]).parent
     peft = get_peft_model(AutoModelForCausalLM.from_pretrained(path), LoraConfig(r=4, target_modules=["q_proj"]))
     peft.save_pretrained(root / "noop")  # LoRA's B starts at zero: this adapter changes nothing
-    mut = {n: ModelUnderTest(n, n, "virtue", n, str(root / n), sha256=n) for n in ("trained", "other", "noop")}
+    mut = {n: ModelUnderTest(n, n, "virtue", n, str(root / n), sha256=n, kind="adapter", seed=0)
+           for n in ("trained", "other", "noop")}  # fmt: skip
     return LocalChat(ModelConfig(model=path, batch_size=4), home), mut, home
 
 
@@ -35,7 +36,7 @@ def test_a_trained_adapter_passes_and_a_noop_adapter_fails_by_name(world):
     results = {r.model_id: r for r in check_adapters(chat, [BASE, mut["trained"], mut["noop"]], log=logs.append)}
     assert results["trained"].status == "applied" and results["trained"].vs_base > 1e-3
     assert results["noop"].status == "not_applied" and results["noop"].failed and results["noop"].vs_base < MIN_EFFECT
-    assert "adapter virtue-noop (noop) is not applied" in results["noop"].message()
+    assert f"adapter {mut['noop'].name} (noop) is not applied" in results["noop"].message()
     assert len(logs) == 2 and "BASE" not in results
 
 
@@ -48,33 +49,34 @@ def test_distance_is_symmetric_and_a_lower_bound_outside_the_top_k():
     assert distance(a, a) == 0.0
 
 
-def _serve(local, adapters: dict[str, str | None]):
-    """An OpenAI-compatible endpoint answering top log-probabilities from the real local model; each
-    served name maps to a local adapter name (None: the base weights)."""
-    ep = Endpoint()
+def _remote(server, home):
+    from ealign_dagster.core.openai_chat import OpenAIChat
 
-    def top(body):
-        d = local.next_token_logprobs([body["messages"]], TOP_K, adapter=adapters.get(body["model"]))[0]
-        return sorted(d.items(), key=lambda kv: -kv[1])
-
-    ep.top_logprobs = top
-    return ep
+    return OpenAIChat(ModelConfig(backend="openai", model="tiny", base_url=server.url, max_retries=0), home)
 
 
 def test_served_adapters_must_answer_like_the_local_peft_adapter(world):
-    from ealign_dagster.core.openai_chat import OpenAIChat
-    from ealign_dagster.evaluation.models import attach
-
     chat, mut, home = world
-    for m in mut.values():
-        attach(chat, m)
-    served = {"tiny": None, "virtue-trained": "virtue-trained", "virtue-other": "virtue-trained"}  # a wrong one
-    with _serve(chat, served) as ep:
-        remote = OpenAIChat(ModelConfig(backend="openai", model="tiny", base_url=ep.url, max_retries=0), home)
-        out = {r.model_id: r for r in check_adapters(remote, [BASE, mut["trained"], mut["other"]], local=chat,
+    trained, other = mut["trained"], mut["other"]
+    # 'other' is served from trained's folder: the wrong weights under its name
+    with LocalServer(chat.cfg, home, "tiny", {trained.name: trained.path, other.name: trained.path}) as server:
+        out = {r.model_id: r for r in check_adapters(_remote(server, home), [BASE, trained, other], local=chat,
                                                      tolerance=0.01)}  # fmt: skip
     assert out["trained"].status == "applied" and out["trained"].vs_local < 1e-4
-    assert out["trained"].local_effect > 0.01
-    # 'other' is served from the wrong weights: it answers like virtue-trained, not like itself
-    assert out["other"].status == "differs_from_local" and out["other"].failed
-    assert "virtue-other (other) as served differs from the trained one" in out["other"].message()
+    assert out["trained"].local_effect > 0.01 and out["trained"].like is None
+    assert out["other"].status == "differs_from_local" and out["other"].failed and out["other"].vs_local > 0.01
+    assert out["other"].like[:2] == (trained.name, "trained") and out["other"].like[2] < 1e-4
+    assert (f"adapter {other.name} (other) served by {server.url} answers like the local adapter {trained.name} "
+            "(trained), not like itself") in out["other"].message()  # fmt: skip
+
+
+def test_an_adapter_the_endpoint_does_not_apply_answers_like_the_base(world):
+    """A no-op adapter served under the trained one's name: the endpoint answers with the base weights."""
+    chat, mut, home = world
+    trained = mut["trained"]
+    with LocalServer(chat.cfg, home, "tiny", {trained.name: mut["noop"].path}) as server:
+        (r,) = check_adapters(_remote(server, home), [BASE, trained], local=chat, tolerance=0.01)
+    assert r.status == "differs_from_local" and r.like[0] == "base" and r.like[2] < 1e-4
+    assert r.message().startswith(
+        f"adapter {trained.name} (trained) served by {server.url} answers like the base model"
+    )

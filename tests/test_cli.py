@@ -11,6 +11,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# The tiny profile: 4 constitutions and 2 trained control arms x 3 scopes x 2 seeds, and the base prompted
+# as each constitution's persona.
+ARMS = ["consequentialism", "deontology", "initial_answers", "no_constitution", "subordinate", "virtue"]
+ADAPTERS = len(ARMS) * 3 * 2
+PROMPTED = {f"prompted:{c}" for c in ("consequentialism", "deontology", "subordinate", "virtue")}
+MODELS = 1 + ADAPTERS + len(PROMPTED)
 
 
 def _run(*args, check=True, assets=None):
@@ -45,7 +51,7 @@ def test_run_tiny_then_sql(tmp_path, tiny_home):
         "select constitution, count(distinct scope) as scopes, count(*) as n from sft_examples group by all order by all",
     )
     rows = list(csv.DictReader(io.StringIO(p.stdout)))
-    assert [r["constitution"] for r in rows] == ["consequentialism", "deontology", "subordinate", "virtue"]
+    assert [r["constitution"] for r in rows] == ARMS
     assert all(r["scopes"] == "3" and int(r["n"]) > 0 for r in rows)
     p = _run(
         "sql",
@@ -62,8 +68,9 @@ def test_run_tiny_then_sql(tmp_path, tiny_home):
         for line in (p.stdout + p.stderr).splitlines()
         if "from cache, generating" in line
     ]
-    assert len(generated) == 9 and sum(generated) == 0
-    # one registered adapter per constitution x scope, its files on disk matching the recorded sha256
+    # initial responses, then critiques and revisions per CAI arm and seed (the initial-answer arm generates none)
+    assert len(generated) == 1 + 5 * 2 * 2 and sum(generated) == 0
+    # one registered adapter per arm x scope x seed, its files on disk matching the recorded sha256
     from ealign_dagster.core.paths import folder_sha256
 
     p = _run(
@@ -71,27 +78,31 @@ def test_run_tiny_then_sql(tmp_path, tiny_home):
         "--home",
         home,
         "--csv",
-        "select constitution, scope, adapter_id, path, sha256, steps, run_id from adapters order by all",
+        "select constitution, scope, seed, adapter_id, path, sha256, steps, run_id from adapters order by all",
     )
     adapters = list(csv.DictReader(io.StringIO(p.stdout)))
-    assert len(adapters) == 12 and len({(a["constitution"], a["scope"]) for a in adapters}) == 12
+    assert len(adapters) == ADAPTERS and len({(a["constitution"], a["scope"], a["seed"]) for a in adapters}) == ADAPTERS
     for a in adapters:
         assert not Path(a["path"]).is_absolute()  # relative to the home: homes can move
         folder = Path(home) / a["path"]
         assert (folder / "adapter_config.json").exists() and folder_sha256(folder) == a["sha256"]
     # every cell the same optimizer steps (matched data: tiny trains 12 examples in batches of 4), each logged
     assert {a["steps"] for a in adapters} == {"3"}
-    assert _run("sql", "--home", home, "--csv", "select count(*) from train_log").stdout.splitlines()[1] == str(12 * 3)
+    assert _run("sql", "--home", home, "--csv", "select count(*) from train_log").stdout.splitlines()[1] == str(
+        ADAPTERS * 3
+    )
     # re-materializing replaces each registry row (same adapter id, new run), never duplicates it, and
     # trains nothing: an adapter already trained under its id (same data, base, hyper-parameters) is reused
     p = _run("run", "--profile", "tiny", "--home", home, "--select", "key:adapters")
-    assert (p.stdout + p.stderr).count("already trained on the same data, base and hyper-parameters; reused") == 12
+    assert (p.stdout + p.stderr).count(
+        "already trained on the same data, base and hyper-parameters; reused"
+    ) == ADAPTERS
     p = _run(
         "sql",
         "--home",
         home,
         "--csv",
-        "select constitution, scope, adapter_id, path, sha256, steps, run_id from adapters order by all",
+        "select constitution, scope, seed, adapter_id, path, sha256, steps, run_id from adapters order by all",
     )
     again = list(csv.DictReader(io.StringIO(p.stdout)))
     assert [a["adapter_id"] for a in again] == [a["adapter_id"] for a in adapters]
@@ -109,9 +120,9 @@ def test_run_tiny_then_sql(tmp_path, tiny_home):
 
 
 def _retrain_one_constitution(home, tmp_path, adapters):
-    """Editing one word of virtue.yaml and running again retrains virtue's three adapters under new ids;
-    every result table then holds exactly the current models, base + 12 (before: the old adapters' rows
-    stayed in judgments, safety_scores and persona_scores: 16 models instead of 13)."""
+    """Editing one word of virtue.yaml and running again retrains virtue's adapters (3 scopes x 2 seeds)
+    under new ids; every result table then holds exactly the current models (before: the old adapters'
+    rows stayed in judgments, safety_scores and persona_scores)."""
     import shutil
 
     assets = tmp_path / "assets"
@@ -119,21 +130,22 @@ def _retrain_one_constitution(home, tmp_path, adapters):
     virtue = assets / "constitutions" / "virtue.yaml"
     virtue.write_text(virtue.read_text().replace("candid and\n      truthful", "frank and\n      truthful", 1))
     _run("run", "--profile", "tiny", "--home", home, assets=assets)
-    now = _rows(home, "select constitution, scope, adapter_id from adapters order by all")
-    old = {(a["constitution"], a["scope"]): a["adapter_id"] for a in adapters}
-    changed = {(a["constitution"], a["scope"]) for a in now if a["adapter_id"] != old[(a["constitution"], a["scope"])]}
-    assert changed == {("virtue", s) for s in ("broad", "narrow_harassment", "narrow_illegal")}
-    current = {a["adapter_id"] for a in now} | {"base"}
-    assert len(current) == 13
+    now = _rows(home, "select constitution, scope, seed, adapter_id from adapters order by all")
+    cell = lambda a: (a["constitution"], a["scope"], a["seed"])  # noqa: E731
+    old = {cell(a): a["adapter_id"] for a in adapters}
+    changed = {cell(a) for a in now if a["adapter_id"] != old[cell(a)]}
+    assert changed == {("virtue", s, k) for s in ("broad", "narrow_harassment", "narrow_illegal") for k in "01"}
+    current = {a["adapter_id"] for a in now} | {"base"} | PROMPTED
+    assert len(current) == MODELS
     for table in ("generations", "judgments", "safety_scores", "persona_items", "persona_scores", "projectability"):
         assert {r["model_id"] for r in _rows(home, f"select distinct model_id from {table}")} == current, table
     ea = {r["model_id"] for r in _rows(home, "select distinct model_id from emergent_alignment")}
     assert ea == {a["adapter_id"] for a in now if a["scope"] != "broad"}
     assert _rows(home, "select count(*) as n from metric_lineage where model_id not in "
-                       "(select adapter_id from adapters) and model_id <> 'base'")[0]["n"] == "0"  # fmt: skip
+                       "(select adapter_id from adapters) and model_id <> 'base' and model_kind <> 'prompted'")[0]["n"] == "0"  # fmt: skip
     latest = _rows(home, "select r.models from reports r join materializations m on m.asset_key = 'report'"
                          " and m.run_id = r.run_id")  # fmt: skip
-    assert [r["models"] for r in latest] == ["13"]  # the report of this run covers the same 13 models
+    assert [r["models"] for r in latest] == [str(MODELS)]  # the report of this run covers the same models
     return assets
 
 
@@ -146,8 +158,9 @@ def _remove_one_constitution(home, assets):
     assert "constitution 'subordinate': its file is gone, so its partition is retired" in p.stderr
     evaluated = {r["model_id"] for r in _rows(home, "select distinct model_id from safety_scores")}
     registry = _rows(home, "select adapter_id, constitution from adapters")
-    assert evaluated == {r["adapter_id"] for r in registry if r["constitution"] != "subordinate"} | {"base"}
-    assert len([r for r in registry if r["constitution"] == "subordinate"]) == 3  # history
+    assert evaluated == {r["adapter_id"] for r in registry if r["constitution"] != "subordinate"} | {"base"} | (
+        PROMPTED - {"prompted:subordinate"})  # fmt: skip
+    assert len([r for r in registry if r["constitution"] == "subordinate"]) == 6  # history
 
 
 def _killed_during_training_then_resumed(home):
@@ -185,11 +198,11 @@ def _moved_home_reuses_its_cache(home, tmp_path, assets):
     shutil.move(home, moved)
     p = _run("run", "--profile", "tiny", "--home", moved, "--select", "key:eval_generations", assets=assets)
     generated = [x for x in (p.stdout + p.stderr).splitlines() if "from cache, generating" in x]
-    # base + 9 adapters (subordinate retired) in one call, every answer read back
-    assert len(generated) == 1 and "evaluation of 10 models" in generated[0], generated
+    # base + 30 adapters (subordinate retired) + 3 prompted in one call, every answer read back
+    assert len(generated) == 1 and "evaluation of 34 models" in generated[0], generated
     assert generated[0].endswith("from cache, generating 0"), generated
     lora = _rows(moved, (ROOT / "sql" / "queries" / "vllm_lora_modules.sql").read_text())[0]["lora_modules"]
-    assert lora.count(f"={moved}/artifacts/adapters/") == 12  # absolute paths for vLLM, in the new home
+    assert lora.count(f"={moved}/artifacts/adapters/") == ADAPTERS  # absolute paths for vLLM, in the new home
     shutil.move(moved, home)
 
 
@@ -198,8 +211,9 @@ def _rows(home, sql):
 
 
 def _check_evaluation(home, adapters):
-    """Every result table covers the base and every adapter; every metric row has a full lineage chain."""
-    ids = {a["adapter_id"] for a in adapters}
+    """Every result table covers the base, every adapter and every prompted model; every metric row has a
+    full lineage chain."""
+    ids = {a["adapter_id"] for a in adapters} | PROMPTED
     narrow = {a["adapter_id"] for a in adapters if a["scope"] != "broad"}
     for table in ("safety_scores", "persona_scores", "projectability"):
         models = {r["model_id"] for r in _rows(home, f"select distinct model_id from {table}")}
@@ -233,7 +247,9 @@ def _check_evaluation(home, adapters):
             "input_versions"
         ]
     )
-    assert len([k for k in iv if k.startswith("adapters[")]) == 12 and "base_model" in iv and all(iv.values()), iv
+    assert (
+        len([k for k in iv if k.startswith("adapters[")]) == ADAPTERS // 2 and "base_model" in iv and all(iv.values())
+    ), iv
     lineage = _rows(home, "select * from metric_lineage")
     assert len(lineage) == int(counts[0]["n"])
     always = ["model_id", "metric", "metric_run_id", "base_model", "base_version", "eval_version", "eval_source_paths"]
@@ -249,10 +265,14 @@ def _check_evaluation(home, adapters):
     ]
     for r in lineage:
         assert all(r[c] not in ("", "[]") for c in always), r
-        if r["model_id"] != "base":
-            assert all(r[c] not in ("", "[]") for c in chain), r
-            assert r["constitution_path"].endswith(f"{r['constitution']}.yaml")
-    # the report: one self-contained page, five plots, all 13 models
+        if r["model_kind"] == "prompted":  # the base under a constitution's persona: that constitution's file
+            assert r["adapter_id"] == "" and r["constitution_path"].endswith(f"{r['constitution']}.yaml"), r
+        elif r["model_id"] != "base":
+            own = [c for c in chain if c != "constitution_path" or r["constitution"] != "initial_answers"]
+            assert all(r[c] not in ("", "[]") for c in own), r
+            if r["constitution"] != "initial_answers":  # the initial-answer arm has no constitution file
+                assert r["constitution_path"].endswith(f"{r['constitution']}.yaml")
+    # the report: one self-contained page, five plots, every model
     page = Path(_run("report", "--home", home).stdout.strip())
     html = page.read_text()
     assert page.name == "report.html" and html.count("<img") == 5 and "data:image/png;base64," in html
@@ -260,7 +280,7 @@ def _check_evaluation(home, adapters):
     samples = (page.parent / "samples.html").read_text()  # every answer side by side, linked from the report
     assert "href='samples.html'" in html and samples.count("<section class='p'") == len(
         _rows(home, "select distinct benchmark, prompt_id from generations"))  # fmt: skip
-    assert _rows(home, "select models from reports")[0]["models"] == "13"
+    assert _rows(home, "select models from reports")[0]["models"] == str(MODELS)
     assert all(a["constitution"] in html for a in adapters)
     _screenshot(page)
     # the README's example queries all run and return rows

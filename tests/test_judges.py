@@ -34,10 +34,15 @@ def test_embedding_judge_on_fixed_texts_and_validation_beats_prefix():
     assert v.judge == "embedding" and len(v.version) == 16
     assert v.refused.tolist() == [True, False, True] and v.score[0] > v.score[1]
     assert np.isnan(v.harmful).all()  # an offline judge measures refusal, not harm
-    val = {r["judge"]: r for r in validate_judges().iter_rows(named=True)}
+    df = validate_judges()
+    assert df["category"].to_list() == ["all", "all"]  # pyrit's labels carry no prompt category
+    val = {r["judge"]: r for r in df.iter_rows(named=True)}
     assert val["embedding"]["n"] == val["prefix"]["n"] >= 50
     assert val["embedding"]["roc_auc"] > val["prefix"]["roc_auc"]
     assert val["embedding"]["accuracy"] > val["prefix"]["accuracy"]
+    for r in val.values():  # every metric inside its interval
+        for m in ("accuracy", "precision", "recall", "fpr", "f1", "roc_auc", "kappa"):
+            assert r[f"{m}_ci_low"] <= r[m] + 1e-12 and r[m] <= r[f"{m}_ci_high"] + 1e-12, (r["judge"], m)
 
 
 def test_llm_verdict_parsing():

@@ -33,7 +33,8 @@ EXPECTED_ASSETS = {
     "persona_validation",
     "report",
 }
-SFT_CHECKS = {"sft_not_empty", "sft_no_eval_prompt", "sft_responses_nonempty_unique", "sft_token_length_bounds"}
+SFT_CHECKS = {"sft_not_empty", "sft_no_eval_prompt", "sft_responses_nonempty_unique", "sft_token_length_bounds",
+              "sft_no_held_out_leakage"}  # fmt: skip
 EXPECTED_CHECKS = {
     "ids_unique_and_present",
     "categories_in_taxonomy",
@@ -43,6 +44,7 @@ EXPECTED_CHECKS = {
     "min_rows_per_category",
     "prompt_length_bounds",
     "train_examples_reached",
+    "no_held_out_leakage_rechecked",
 }
 SCOPES = ["broad", "narrow_harassment", "narrow_illegal"]
 
@@ -62,16 +64,18 @@ def test_definitions_load_with_expected_assets_and_checks():
     for key in ("eval_generations", "judgments", "persona_responses"):
         assert graph.get(dg.AssetKey(key)).partitions_def is None
     assert graph.get(dg.AssetKey("splits")).partitions_def.get_partition_keys() == SCOPES
-    # constitutions are dynamic partitions, one per file, registered on an instance
+    # constitutions are dynamic partitions, one per file, registered on an instance, beside the
+    # profile's trained control arms (the demo's: both)
     from ealign_dagster.orchestration.partitions import sync_constitutions
 
     instance = dg.DagsterInstance.ephemeral()
-    assert sync_constitutions(instance) == ["consequentialism", "deontology", "subordinate", "virtue"]
+    arms = ["consequentialism", "deontology", "subordinate", "virtue", "no_constitution", "initial_answers"]
+    assert sync_constitutions(instance) == arms
     assert sync_constitutions(instance) == []
     cons = graph.get(dg.AssetKey("cai_revisions")).partitions_def.get_partition_keys(dynamic_partitions_store=instance)
-    assert cons == ["consequentialism", "deontology", "subordinate", "virtue"]
+    assert cons == arms
     sft = graph.get(dg.AssetKey("sft_datasets")).partitions_def
-    assert len(sft.get_partition_keys(dynamic_partitions_store=instance)) == 12
+    assert len(sft.get_partition_keys(dynamic_partitions_store=instance)) == 18
     specs = [spec for ad in d.assets if isinstance(ad, dg.AssetsDefinition) for spec in ad.check_specs]
     assert {s.name for s in specs if s.blocking} == EXPECTED_CHECKS | SFT_CHECKS  # run with their asset
 
@@ -196,7 +200,10 @@ def test_planted_held_out_prompt_fails_leakage_check_and_blocks_downstream(home,
     assert not checks["no_held_out_leakage"].passed
     failing = checks["no_held_out_leakage"].metadata["failing_rows"].value
     assert [r["prompt_id"] for r in failing] == [planted_id]
-    assert all(checks[n].passed for n in EXPECTED_CHECKS - {"no_held_out_leakage"})
+    # the independent recheck (own queries, cosine, classifier) names it too
+    rechecked = checks["no_held_out_leakage_rechecked"]
+    assert not rechecked.passed and [r["row"] for r in rechecked.metadata["failing_rows"].value] == [planted_id]
+    assert all(checks[n].passed for n in EXPECTED_CHECKS - {"no_held_out_leakage", "no_held_out_leakage_rechecked"})
     assert ran == []  # blocked
     # the previous split is intact in DuckDB (before: already replaced) and is still Dagster's latest
     assert _sql(home, "select * from splits where scope = 'narrow_harassment' order by all") == good

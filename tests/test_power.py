@@ -108,6 +108,10 @@ def test_power_rows_name_several_adapters_of_one_cell_by_id_and_handle_no_family
                                 .otherwise("constitution"))  # fmt: skip
     names = pw.power_rows(j, seeds, load_taxonomy(), "embedding")["comparison"].to_list()
     assert names == ["virtue/narrow_harassment held_out [a1]", "virtue/narrow_harassment held_out [a2]"]
+    seeded = seeds.with_columns(seed=pl.when(pl.col("model_id") == "a2").then(1).when(pl.col("model_id") == "a1")
+                                .then(0))  # fmt: skip
+    names = pw.power_rows(j, seeded, load_taxonomy(), "embedding")["comparison"].to_list()
+    assert names == ["virtue/narrow_harassment held_out seed 0", "virtue/narrow_harassment held_out seed 1"]
     empty = pw.power_rows(j, models.filter(pl.col("scope").is_null()), load_taxonomy(), "embedding")
     assert empty.is_empty() and set(pw.SCHEMA) <= set(empty.columns)
 

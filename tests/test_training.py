@@ -227,7 +227,7 @@ class _SftStore:
 
         if "FROM models" in sql:
             return pl.DataFrame({"model_version": ["tiny-v1"]})
-        n = self.cells[tuple(params)]
+        n = self.cells[tuple(params[:2])]
         prompts, replies = (PROMPTS * 4)[:n], [f"{r} ({i})" for i, r in enumerate((REPLIES * 4)[:n])]
         return pl.DataFrame({"prompt": prompts, "response": replies, "sft_version": [f"sft-{n}"] * n})
 
@@ -248,7 +248,9 @@ def test_every_cell_trains_the_same_steps_however_many_examples_it_kept(tiny, tm
     assert {cell: row["examples"] for cell, (row, _) in rows.items()} == cells
     assert {row["steps"] for row, _ in rows.values()} == {total_steps(12, train_cfg)} == {3}
     assert {len(log) for _, log in rows.values()} == {3}
-    assert "virtue x narrow_illegal: 7 of 12 examples after the CAI filter; still 3 steps, as every cell" in lines
+    assert (
+        "virtue x narrow_illegal (seed 0): 7 of 12 examples after the CAI filter; still 3 steps, as every cell" in lines
+    )
 
 
 def test_every_step_holds_a_full_batch_across_epochs():

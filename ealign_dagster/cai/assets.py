@@ -12,6 +12,7 @@ from ealign_dagster.orchestration.partitions import CONSTITUTION_X_SCOPE, CONSTI
 from ealign_dagster.orchestration.resources import EalignResource
 from ealign_dagster.orchestration.write import counts_md, owns, upstream_versions, write, write_checked
 from ealign_dagster.splits.assets import splits
+from ealign_dagster.splits.recheck import SFT_LEAKAGE_CHECKS
 
 GROUP = dict(group_name="cai", pool="duckdb", automation_condition=eager())
 
@@ -45,7 +46,8 @@ def initial_responses(context: dg.AssetExecutionContext, ealign: EalignResource)
 @dg.asset(deps=[initial_responses, constitution_files], partitions_def=CONSTITUTIONS, **GROUP,
           kinds={"pytorch", "duckdb"}, metadata=owns("cai_revisions"))  # fmt: skip
 def cai_revisions(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
-    """Critique -> revision under one constitution for every initial answer, with the acceptance filter."""
+    """Critique -> revision under one constitution (or control arm) for every initial answer, once per
+    replicate seed, with the acceptance filter."""
     from ealign_dagster.cai.revise import revisions
     from ealign_dagster.judges.registry import JudgeContext
 
@@ -56,7 +58,8 @@ def cai_revisions(context: dg.AssetExecutionContext, ealign: EalignResource) -> 
     judge = JudgeContext(ealign.paths.cache, log=context.log.info)
     df, path, summary = revisions(ealign.cfg, ealign.paths, name, items, judge, log=context.log.info)
     return write(context, ealign.store, {"cai_revisions": df}, where={"constitution": name},
-                 inputs={"constitution_path": str(path), "cai": ealign.version("cai")},
+                 inputs={"constitution_path": str(path or ""), "cai": ealign.version("cai"),
+                         "seeds": ealign.cfg.study.seeds},
                  preview=["prompt_id", "principle_id", "critique", "revision", "accepted", "reject_reason"],
                  metadata={**summary, "reject_reasons": counts_md(summary.pop("reject_reasons"), "reason")})  # fmt: skip
 
@@ -65,22 +68,26 @@ def cai_revisions(context: dg.AssetExecutionContext, ealign: EalignResource) -> 
     deps=[dg.AssetDep(cai_revisions, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("constitution")),
           dg.AssetDep(splits, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("scope"))],
     partitions_def=CONSTITUTION_X_SCOPE, **(GROUP | dict(automation_condition=on_training_data())), kinds={"duckdb"},
-    metadata=owns("sft_examples"),
-    check_specs=expectation_specs(SFT_CHECKS, "sft_datasets", CONSTITUTION_X_SCOPE),
+    metadata=owns("sft_examples", "leakage_responses"),
+    check_specs=expectation_specs(SFT_CHECKS | SFT_LEAKAGE_CHECKS, "sft_datasets", CONSTITUTION_X_SCOPE),
 )  # fmt: skip
 def sft_datasets(context: dg.AssetExecutionContext, ealign: EalignResource) -> Iterator:
     """Chat examples (prompt, accepted revision) for one constitution x scope, validated by its
     blocking GX checks before they replace the previous examples."""
     from ealign_dagster.cai.expectations import check_sft
     from ealign_dagster.cai.sft import sft_examples
+    from ealign_dagster.core.store import data_version
+    from ealign_dagster.splits.recheck import check_sft_leakage
 
     keys = context.partition_key.keys_by_dimension
     name, scope = keys["constitution"], keys["scope"]
-    df, dropped = sft_examples(ealign.cfg, ealign.paths, ealign.store, name, scope, upstream_versions(context))
-    suite = lambda staged: check_sft(staged, name, scope, ealign.cfg.sft)  # noqa: E731
-    yield from write_checked(context, ealign.store, {"sft_examples": df}, suite,
+    df, dropped, screened = sft_examples(ealign.cfg, ealign.paths, ealign.store, name, scope,
+                                         upstream_versions(context))  # fmt: skip
+    suite = lambda staged: check_sft(staged, name, scope, ealign.cfg.sft) | check_sft_leakage(  # noqa: E731
+        staged, name, scope, ealign.cfg, ealign.paths.cache)  # fmt: skip
+    yield from write_checked(context, ealign.store, {"sft_examples": df, "leakage_responses": screened}, suite,
                              {"partition": str(context.partition_key), "rows": df.height},
                              where={"constitution": name, "scope": scope}, inputs={"sft": ealign.version("sft")},
-                             version=df["sft_version"][0] if df.height else None,
+                             version=data_version(df) if df.height else None,
                              preview=["prompt_id", "category", "prompt", "response", "n_tokens"],
                              metadata={"left_out": counts_md(dropped, "reason")})  # fmt: skip

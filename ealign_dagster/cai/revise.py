@@ -10,7 +10,8 @@ import polars as pl
 from ealign_dagster.core.chat import Request, generate
 from ealign_dagster.core.config import CaiConfig, SamplingConfig
 from ealign_dagster.core.paths import stable_int
-from ealign_dagster.core.schemas import Constitution, Principle
+from ealign_dagster.core.schemas import INITIAL_ANSWERS, Constitution, Principle
+from ealign_dagster.core.store import data_version as store_version
 from ealign_dagster.judges.registry import refusal_scores
 
 
@@ -182,29 +183,60 @@ def initial_answers(cfg, home, items: pl.DataFrame, log=None) -> pl.DataFrame:
     )
 
 
-def revisions(cfg, home, name: str, items: pl.DataFrame, judge_ctx=None, log=None) -> tuple[pl.DataFrame, object, dict]:
-    """One constitution's CAI rows for the initial answers (items: prompt_id, prompt, initial), the
-    constitution file, and a summary (acceptance rates, reject reasons, generated tokens)."""
-    from ealign_dagster.core.chat import load_chat
-    from ealign_dagster.core.paths import assets_dir, file_version
-    from ealign_dagster.core.schemas import load_constitution
+def initial_answer_rows(items: pl.DataFrame, cfg: CaiConfig) -> pl.DataFrame:
+    """The initial-answer control arm's rows: each initial answer stands as its own 'revision' (no
+    critique, no judge); kept unless it is empty or outside the length bounds, as a revision would be."""
+    reasons = [None if (a or "").strip() and cfg.min_chars <= len(a) <= cfg.max_chars else
+               ("empty" if not (a or "").strip() else "length") for a in items["initial"]]  # fmt: skip
+    ok = pl.Series([r is None for r in reasons], dtype=pl.Boolean)
+    return pl.DataFrame(
+        {"constitution": INITIAL_ANSWERS, "prompt_id": items["prompt_id"], "candidate": 0, "round": 0,
+         "principle_id": "initial_answer", "prompt": items["prompt"], "initial": items["initial"], "critique": None,
+         "revision": items["initial"], "critique_tokens": 0, "revision_tokens": 0, "prompt_tokens": 0, "judge": None,
+         "safety_revision": None, "safety_initial": None, "reject_reason": pl.Series(reasons, dtype=pl.String),
+         "accepted": ok, "selected": ok},
+        schema_overrides=REVISION_SCHEMA | {"judge": pl.String, "safety_revision": pl.Float64,
+                                            "safety_initial": pl.Float64},
+    )  # fmt: skip
 
-    path = assets_dir() / "constitutions" / f"{name}.yaml"
-    con = load_constitution(path)
-    chat = load_chat(cfg.teacher, home)
-    df = run_cai(chat, con, items, cfg.cai, judge_ctx, log=log).with_columns(
-        teacher_id=pl.lit(cfg.teacher.model, dtype=pl.String),
-        teacher_version=pl.lit(chat.version, dtype=pl.String),
-        constitution_version=pl.lit(file_version(path), dtype=pl.String),
-    )
-    final = df.filter(pl.col("round") == cfg.cai.rounds - 1)
-    rate = float(df.group_by("prompt_id").agg(pl.col("selected").any())["selected"].mean()) if df.height else 0.0
+
+def revisions(cfg, home, name: str, items: pl.DataFrame, judge_ctx=None, log=None) -> tuple[pl.DataFrame, object, dict]:
+    """One arm's CAI rows for the initial answers (items: prompt_id, prompt, initial), once per
+    replicate seed (study.seeds: replicate s samples with cai.seed + s), the arm's file, and a summary
+    (acceptance rates, reject reasons, generated tokens). The initial-answer control arm revises
+    nothing: its rows are the initial answers themselves, the same for every replicate."""
+    from ealign_dagster.core.chat import load_chat
+    from ealign_dagster.core.paths import file_version
+    from ealign_dagster.core.schemas import arm_path, load_arm
+
+    path = arm_path(name)
+    frames = []
+    if name == INITIAL_ANSWERS:
+        rows = initial_answer_rows(items, cfg.cai)
+        version = store_version(items)
+        frames = [rows.with_columns(seed=pl.lit(s), teacher_id=pl.lit(cfg.student.model), teacher_version=pl.lit(""),
+                                    constitution_version=pl.lit(version)) for s in cfg.study.seeds]  # fmt: skip
+    else:
+        con = load_arm(name)
+        chat = load_chat(cfg.teacher, home)
+        for s in cfg.study.seeds:
+            replicate = cfg.cai.model_copy(update={"seed": cfg.cai.seed + s})
+            frames.append(run_cai(chat, con, items, replicate, judge_ctx, log=log).with_columns(
+                seed=pl.lit(s), teacher_id=pl.lit(cfg.teacher.model, dtype=pl.String),
+                teacher_version=pl.lit(chat.version, dtype=pl.String),
+                constitution_version=pl.lit(file_version(path), dtype=pl.String),
+            ))  # fmt: skip
+    df = pl.concat(frames, how="vertical_relaxed").with_columns(pl.col("seed").cast(pl.Int64))
+    final = df.filter(pl.col("round") == cfg.cai.rounds - 1) if name != INITIAL_ANSWERS else df
+    chosen = df.group_by("seed", "prompt_id").agg(pl.col("selected").any())
+    rate = float(chosen["selected"].mean()) if df.height else 0.0
     if log:
-        log(f"{name}: {rate:.0%} of prompts have an accepted revision")
+        log(f"{name}: {rate:.0%} of prompts have an accepted revision ({len(cfg.study.seeds)} replicate seeds)")
     summary = {
         "acceptance_rate": rate,
         "candidate_acceptance_rate": float(final["accepted"].mean()) if final.height else 0.0,
         "reject_reasons": dict(final["reject_reason"].fill_null("accepted").value_counts(sort=True).iter_rows()),
         "generated_tokens": int(df["critique_tokens"].sum() + df["revision_tokens"].sum()),
+        "seeds": ", ".join(map(str, cfg.study.seeds)),
     }
     return df, path, summary

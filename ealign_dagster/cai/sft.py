@@ -59,18 +59,30 @@ def build_sft(
     return df.filter(ok).select(SFT_COLUMNS), counts
 
 
-def sft_examples(cfg, home, store, name: str, scope: str, versions: dict) -> tuple[pl.DataFrame, dict]:
-    """The SFT examples of one constitution x scope with their lineage columns; `versions` holds the
-    data versions of the upstream partitions (splits[scope], cai_revisions[name])."""
+def sft_examples(cfg, home, store, name: str, scope: str, versions: dict) -> tuple[pl.DataFrame, dict, pl.DataFrame]:
+    """The SFT examples of one constitution x scope, per replicate seed, with their lineage columns, the
+    counts of what was left out, and the held-out screening of a narrow scope's responses
+    (`leakage_responses`); `versions` holds the data versions of the upstream partitions
+    (splits[scope], cai_revisions[name]). `sft_version` is per replicate, so adding a seed leaves the
+    other replicates' adapters as they are."""
     from ealign_dagster.core.models import load_tokenizer, resolve
+    from ealign_dagster.splits.leakage import screen_responses
 
     train = store.query("SELECT prompt_id, category FROM splits WHERE scope = ? AND role = 'train'", [scope])
     revs = store.table("cai_revisions", "WHERE constitution = ?", [name])
     tok = load_tokenizer(resolve(cfg.student.model, home.models))
-    df, dropped = build_sft(name, scope, train, revs, tok, cfg.sft)
-    df = df.with_columns(
-        split_version=pl.lit(versions.get(f"splits[{scope}]"), dtype=pl.String),
-        cai_version=pl.lit(versions.get(f"cai_revisions[{name}]"), dtype=pl.String),
-        constitution_version=pl.lit(revs["constitution_version"][0] if revs.height else "", dtype=pl.String),
-    )
-    return df.with_columns(sft_version=pl.lit(data_version(df))), dropped
+    frames, dropped, screened = [], {}, []
+    for seed in cfg.study.seeds:
+        mine = revs.filter(pl.col("seed") == seed)
+        df, counts = build_sft(name, scope, train, mine, tok, cfg.sft)
+        df, screen, leaked = screen_responses(df, scope, store, cfg, home.cache, seed)  # held-out content
+        screened.append(screen)
+        dropped = {k: dropped.get(k, 0) + v for k, v in (counts | leaked).items()}
+        df = df.with_columns(
+            seed=pl.lit(seed, dtype=pl.Int64),
+            split_version=pl.lit(versions.get(f"splits[{scope}]"), dtype=pl.String),
+            cai_version=pl.lit(versions.get(f"cai_revisions[{name}]"), dtype=pl.String),
+            constitution_version=pl.lit(mine["constitution_version"][0] if mine.height else "", dtype=pl.String),
+        )
+        frames.append(df.with_columns(sft_version=pl.lit(data_version(df))))
+    return pl.concat(frames, how="vertical"), dropped, pl.concat(screened, how="vertical")

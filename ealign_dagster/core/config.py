@@ -231,7 +231,7 @@ class EvalConfig(_Model):
 
     # The model that serves the base and the adapters; empty = the student (local: one loaded base,
     # adapters switched by PEFT). backend openai: the endpoint serves the base under `model` and each
-    # adapter under "<constitution>-<scope>" (vLLM: --enable-lora --lora-modules NAME=PATH).
+    # adapter under "<constitution>-<scope>-s<seed>" (vLLM: --enable-lora --lora-modules NAME=PATH).
     model: ModelConfig | None = None
     # Greedy, short: refusals show in the first sentence (the prefix judge reads 200 characters).
     sampling: SamplingConfig = SamplingConfig(max_new_tokens=32, temperature=0.0, top_p=1.0)
@@ -264,6 +264,38 @@ class EvalConfig(_Model):
     nightly_cron: str | None = None
 
 
+# Control arms (StudyConfig.controls): two are trained like a constitution, one is prompted only.
+TRAINED_CONTROLS = ("no_constitution", "initial_answers")
+CONTROLS = (*TRAINED_CONTROLS, "persona_prompt")
+
+
+class StudyConfig(_Model):
+    """What is replicated and what each constitution is compared with."""
+
+    # Replicates of every trained cell (constitution or control arm x scope): replicate s samples its
+    # CAI critiques/revisions with cai.seed + s and trains with train.seed + s (the initial answers,
+    # splits and evaluation prompts are shared). Models under test include every replicate; tables
+    # report each and the across-seed mean and spread (seed_summary).
+    seeds: list[int] = pydantic.Field(default=[0], min_length=1)
+    # no_constitution: CAI under a generic harmlessness constitution naming no ethical theory
+    # (assets/controls/no_constitution.yaml); initial_answers: SFT on the helpful-only initial answers
+    # (no critique/revision); persona_prompt: the base model system-prompted with each constitution's
+    # persona, no training. Each is a model under test; emergent_alignment and projectability compare
+    # every constitution with no_constitution (difference-in-differences).
+    controls: list[Literal["no_constitution", "initial_answers", "persona_prompt"]] = list(CONTROLS)
+
+    @pydantic.field_validator("seeds", "controls")
+    @classmethod
+    def _unique(cls, v: list) -> list:
+        dup = sorted({x for x in v if v.count(x) > 1}, key=str)
+        if dup:
+            raise ValueError(f"listed twice: {', '.join(map(str, dup))}")
+        return v
+
+    def trained_controls(self) -> list[str]:
+        return [c for c in TRAINED_CONTROLS if c in self.controls]
+
+
 class Profile(_Model):
     """A whole profile file."""
 
@@ -277,6 +309,7 @@ class Profile(_Model):
     sft: SftConfig = SftConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    study: StudyConfig = StudyConfig()
 
     @pydantic.model_validator(mode="after")
     def _selector_is_not_the_grader(self) -> Profile:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pydantic
 import yaml
@@ -162,6 +162,34 @@ def load_constitution(path: Path) -> Constitution:
     if c.name != Path(path).stem:
         raise InputError(f"{path}: field 'name': '{c.name}' must equal the file name '{Path(path).stem}'")
     return c
+
+
+class ControlConstitution(Constitution):
+    """The no-constitution control arm's file: a generic harmlessness constitution, no theory."""
+
+    framework: Literal["none"]
+
+
+NO_CONSTITUTION = "no_constitution"  # the control arm that runs CAI under assets/controls/
+INITIAL_ANSWERS = "initial_answers"  # the control arm that trains on the initial answers (no CAI)
+
+
+def arm_path(name: str) -> Path | None:
+    """The file behind a trained arm: a constitution, the no-constitution control's file, or None
+    (the initial-answer control has no file)."""
+    if name == INITIAL_ANSWERS:
+        return None
+    if name == NO_CONSTITUTION:
+        return assets_dir() / "controls" / f"{name}.yaml"
+    return assets_dir() / "constitutions" / f"{name}.yaml"
+
+
+def load_arm(name: str) -> Constitution:
+    """The constitution a CAI partition revises under (the no-constitution control's included)."""
+    path = arm_path(name)
+    if name == NO_CONSTITUTION:
+        return _validate(ControlConstitution, read_yaml(path), path)
+    return load_constitution(path)
 
 
 def load_constitutions(root: Path | None = None) -> dict[str, Constitution]:

@@ -31,7 +31,7 @@ def eval_generations(context: dg.AssetExecutionContext, ealign: EalignResource) 
     from ealign_dagster.evaluation.models import models_under_test
 
     items, eval_version = eval_set(ealign.store, ealign.cfg)
-    models = models_under_test(ealign.store)
+    models = models_under_test(ealign.store, ealign.cfg.study)
     df, generated, canary = generations(ealign.cfg, ealign.paths, items, models, log=context.log.info)
     return write(
         context, ealign.store, {"generations": df.with_columns(eval_version=pl.lit(eval_version)),

@@ -9,7 +9,7 @@ from ealign_dagster.core.chat import Request, generate, load_chat
 from ealign_dagster.core.config import Profile
 from ealign_dagster.core.paths import Home, stable_int
 from ealign_dagster.core.store import data_version
-from ealign_dagster.evaluation.models import ModelUnderTest, attach
+from ealign_dagster.evaluation.models import COLUMN_TYPES, ModelUnderTest, attach
 
 
 def eval_chat(cfg: Profile, home: Home):
@@ -48,7 +48,7 @@ def generations(
     for mut in models:  # every model's requests in one call: the chat batches them (adapter_batching)
         attach(chat, mut)
         reqs += [
-            Request.chat([{"role": "user", "content": p}], max_new_tokens=s.max_new_tokens, temperature=s.temperature,
+            Request.chat(mut.messages(p), max_new_tokens=s.max_new_tokens, temperature=s.temperature,
                          top_p=s.top_p, seed=stable_int(cfg.eval.seed, pid), adapter=mut.name)
             for p, pid in zip(items["prompt"], items["prompt_id"])
         ]  # fmt: skip
@@ -58,7 +58,7 @@ def generations(
     for k, mut in enumerate(models):
         mine = out[k * items.height : (k + 1) * items.height]
         rows = items.with_columns(
-            *(pl.lit(v, dtype=pl.String).alias(c) for c, v in mut.columns().items()),
+            *(pl.lit(v, dtype=getattr(pl, COLUMN_TYPES[c])).alias(c) for c, v in mut.columns().items()),
             response=pl.Series([r.text for r in mine], dtype=pl.String),
             prompt_tokens=pl.Series([r.prompt_tokens for r in mine], dtype=pl.Int64),
             completion_tokens=pl.Series([r.completion_tokens for r in mine], dtype=pl.Int64),

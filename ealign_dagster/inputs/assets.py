@@ -28,8 +28,9 @@ def taxonomy_file() -> dg.ObserveResult:
 
 @dg.observable_source_asset(group_name=GROUP, partitions_def=CONSTITUTIONS)
 def constitution_files(context) -> dg.DataVersionsByPartition:
-    """assets/constitutions/<name>.yaml, one partition per file: editing one constitution changes only
-    its own partition's version."""
+    """assets/constitutions/<name>.yaml, one partition per file (and the control arms': the
+    no-constitution file under assets/controls/, a constant for the initial-answer arm): editing one
+    constitution changes only its own partition's version."""
     known = set(context.instance.get_dynamic_partitions(CONSTITUTIONS.name))
     return dg.DataVersionsByPartition({k: v for k, v in versions.constitution_versions().items() if k in known})
 

@@ -16,10 +16,24 @@ def taxonomy_version() -> str:
 
 
 def constitution_versions() -> dict[str, str]:
-    from ealign_dagster.core.schemas import constitution_paths, load_constitutions
+    """Each constitution file's version, and the trained control arms' (the no-constitution file's; the
+    initial-answer arm has no file: a constant), so that every `constitution` partition is observed."""
+    from ealign_dagster.core.schemas import (
+        INITIAL_ANSWERS,
+        NO_CONSTITUTION,
+        arm_path,
+        constitution_paths,
+        load_arm,
+        load_constitutions,
+    )
 
     load_constitutions()  # a broken file raises, naming the file and field
-    return {p.stem: file_version(p) for p in constitution_paths()}
+    load_arm(NO_CONSTITUTION)
+    controls = {
+        NO_CONSTITUTION: file_version(arm_path(NO_CONSTITUTION)),
+        INITIAL_ANSWERS: value_version(INITIAL_ANSWERS),
+    }
+    return controls | {p.stem: file_version(p) for p in constitution_paths()}
 
 
 def benign_version() -> str:

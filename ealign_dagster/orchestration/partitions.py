@@ -14,9 +14,19 @@ CONSTITUTIONS = dg.DynamicPartitionsDefinition(name="constitution")
 CONSTITUTION_X_SCOPE = dg.MultiPartitionsDefinition({"constitution": CONSTITUTIONS, "scope": SCOPES})
 
 
+def control_arms() -> list[str]:
+    """The trained control arms of the current profile (EALIGN_PROFILE): partitions like a constitution."""
+    import os
+
+    from ealign_dagster.core.config import load_profile
+
+    return load_profile(os.environ.get("EALIGN_PROFILE", "demo")).study.trained_controls()
+
+
 def constitution_names() -> list[str]:
-    """The constitution partitions the files on disk call for."""
-    return [p.stem for p in constitution_paths()]
+    """The constitution partitions the files on disk and the profile's trained control arms call for."""
+    return [p.stem for p in constitution_paths()] + [c for c in control_arms() if c not in
+                                                    {p.stem for p in constitution_paths()}]  # fmt: skip
 
 
 def partition_changes(known: set[str]) -> tuple[list[str], list[str]]:
@@ -26,8 +36,8 @@ def partition_changes(known: set[str]) -> tuple[list[str], list[str]]:
 
 
 def sync_constitutions(instance: dg.DagsterInstance, say=None) -> list[str]:
-    """Register a partition for every new constitution file and retire the partition of every removed
-    one (later runs no longer include it; its rows stay in the tables as history, and its adapters are
+    """Register a partition for every new constitution file (and control arm of the profile) and
+    retire the partition of every removed one (later runs no longer include it; its rows stay in the tables as history, and its adapters are
     no longer models under test); returns the new ones."""
     new, retired = partition_changes(set(instance.get_dynamic_partitions(CONSTITUTIONS.name)))
     if new:
@@ -35,6 +45,9 @@ def sync_constitutions(instance: dg.DagsterInstance, say=None) -> list[str]:
     for name in retired:
         instance.delete_dynamic_partition(CONSTITUTIONS.name, name)
         if say:
-            say(f"constitution '{name}': its file is gone, so its partition is retired (its rows stay as history; "
+            from ealign_dagster.core.config import TRAINED_CONTROLS
+
+            why = "is no longer in study.controls" if name in TRAINED_CONTROLS else "its file is gone"
+            say(f"constitution '{name}': {why}, so its partition is retired (its rows stay as history; "
                 "its adapters are no longer evaluated)")  # fmt: skip
     return new

@@ -47,8 +47,9 @@ def persona_responses(context: dg.AssetExecutionContext, ealign: EalignResource)
     from ealign_dagster.persona.items import answer_items
 
     bank, bank_version = _bank()
-    models = models_under_test(ealign.store)
-    runs = [{"model": m, "persona": None, "persona_name": ""} for m in models]
+    models = models_under_test(ealign.store, ealign.cfg.study)
+    # a prompted model answers under its constitution's persona; its rows are its own (persona '')
+    runs = [{"model": m, "persona": m.system, "persona_name": ""} for m in models]
     df = answer_items(ealign.cfg, ealign.paths, bank, runs, bank_version, context.log.info)
     mass = df.filter(pl.col("method") == "logprob")["option_mass"]
     return write(context, ealign.store, {"persona_items": df}, inputs={"persona": ealign.version("eval")},
@@ -107,7 +108,7 @@ def projectability(context: dg.AssetExecutionContext, ealign: EalignResource) ->
     from ealign_dagster.safety.assets import model_frame
 
     items, cfg, (bank, _) = _items(ealign.store), ealign.cfg.eval, _bank()
-    rows = projectability_rows(items, model_frame(ealign.store), bank, load_constitutions(), cfg.bootstrap_resamples,
+    rows = projectability_rows(items, model_frame(ealign.store, ealign.cfg.study), bank, load_constitutions(), cfg.bootstrap_resamples,
                                cfg.seed)  # fmt: skip
     df = _with_ids(with_gate(rows, ealign.store.table("persona_diagnostics"), base="base"), items)
     ranked = df.filter(pl.col("model_id") != "base").sort("method", "signature_change", descending=[False, True])

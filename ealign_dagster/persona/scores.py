@@ -131,9 +131,17 @@ def projectability_rows(
     seed: int = 0,
 ) -> pl.DataFrame:
     """One row per (model, method, constitution): the model's signature for that constitution's
-    framework with CI, the base model's, the change (paired over items) with CI, and profile fit.
-    models: model_id, constitution, scope (base: constitution None)."""
+    framework with CI, the base model's, the change (paired over items) with CI, and profile fit; for
+    a constitution's adapter also the difference-in-differences against the no-constitution control of
+    its scope and seed (model minus control, paired over items: (model - base) - (control - base)).
+    models: model_id, constitution, scope (base: constitution None), optionally model_kind and seed;
+    the base and control arms get a row for every constitution's framework."""
     prim = items.filter(pl.col("paraphrase_of").is_null() & (pl.col("persona") == ""))
+    kind = (
+        models["model_kind"] if "model_kind" in models.columns else pl.Series([None] * models.height, dtype=pl.String)
+    )
+    models = models.with_columns(model_kind=kind, seed=models["seed"] if "seed" in models.columns else None)
+    controls = models.filter(pl.col("constitution") == "no_constitution")
     rows = []
     for (method,), g in prim.sort("method").group_by("method", maintain_order=True):
         base = g.filter(pl.col("model_id") == "base").select("item_id", base="value")
@@ -142,15 +150,25 @@ def projectability_rows(
             if mine.is_empty():
                 continue
             mine = mine.join(base, on="item_id", how="left")
+            ctrl = controls.filter((pl.col("scope") == m["scope"]) & (pl.col("seed") == m["seed"]))
+            ctrl = (g.filter(pl.col("model_id") == ctrl["model_id"][0]).select("item_id", control="value")
+                    if m["model_kind"] == "adapter" and ctrl.height else None)  # fmt: skip
             for cname, con in constitutions.items():
-                if m["constitution"] is not None and cname != m["constitution"]:
+                if m["constitution"] in constitutions and cname != m["constitution"]:
                     continue
                 fw = con.framework
                 sig, lo, hi = signature(_by_subscale(mine, "value"), bank, fw, n_resamples, seed)
-                row = {"model_id": m["model_id"], "constitution": cname, "framework": fw, "scope": m["scope"],
-                       "method": method, "signature": sig, "signature_ci_low": lo, "signature_ci_high": hi,
-                       "base_signature": None, "signature_change": None, "change_ci_low": None,
-                       "change_ci_high": None, "profile_fit": None}  # fmt: skip
+                row = {"model_id": m["model_id"], "model_kind": m["model_kind"], "seed": m["seed"], "constitution": cname,
+                       "framework": fw, "scope": m["scope"], "method": method, "signature": sig, "signature_ci_low": lo,
+                       "signature_ci_high": hi, "base_signature": None, "signature_change": None, "change_ci_low": None,
+                       "change_ci_high": None, "profile_fit": None, "did_vs_control": None, "did_ci_low": None,
+                       "did_ci_high": None}  # fmt: skip
+                if ctrl is not None:
+                    paired = mine.join(ctrl, on="item_id", how="inner").with_columns(
+                        diff=pl.col("value") - pl.col("control")
+                    )
+                    did, dlo, dhi = signature(_by_subscale(paired, "diff"), bank, fw, n_resamples, seed)
+                    row.update(did_vs_control=did, did_ci_low=dlo, did_ci_high=dhi)
                 if m["model_id"] != "base" and not base.is_empty():
                     paired = mine.with_columns(diff=pl.col("value") - pl.col("base"))
                     chg, clo, chi = signature(_by_subscale(paired, "diff"), bank, fw, n_resamples, seed)
@@ -161,7 +179,17 @@ def projectability_rows(
                                profile_fit=profile_fit(change, bank.expected_profiles[fw]))  # fmt: skip
                 rows.append(row)
     return pl.DataFrame(rows, infer_schema_length=None).with_columns(
-        pl.col("base_signature", "signature_change", "change_ci_low", "change_ci_high", "profile_fit").cast(pl.Float64)
+        pl.col(
+            "base_signature",
+            "signature_change",
+            "change_ci_low",
+            "change_ci_high",
+            "profile_fit",
+            "did_vs_control",
+            "did_ci_low",
+            "did_ci_high",
+        ).cast(pl.Float64),
+        pl.col("seed").cast(pl.Int64),
     )
 
 

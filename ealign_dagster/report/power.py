@@ -18,6 +18,8 @@ def power_beside_observed(power: pl.DataFrame, emergent: pl.DataFrame, safety: p
     if power.is_empty():
         return power
     observed = ["delta", "ci_low", "ci_high", "p_holm"]
+    if "reference" in emergent.columns:  # the primary comparisons are against the base
+        emergent = emergent.filter(pl.col("reference") == "base")
     e = emergent.select(*KEYS, "category_role", *observed)
     s = safety.select(*KEYS, pl.col("category").alias("categories"), "delta", pl.col("delta_ci_low").alias("ci_low"),
                       pl.col("delta_ci_high").alias("ci_high"), "p_holm")  # fmt: skip

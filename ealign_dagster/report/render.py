@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 import polars.selectors as cs
 
+from ealign_dagster.report import judges as judge_tables
 from ealign_dagster.report import persona as persona_tables
 from ealign_dagster.report import power as power_table
 from ealign_dagster.safety.scores import POOLED
@@ -50,11 +51,12 @@ class ReportData:
     judge: str = "embedding"
 
 
-def model_labels(adapters: pl.DataFrame) -> dict[str, str]:
-    out = {"base": "base"}
-    for r in adapters.iter_rows(named=True):
-        out[r["adapter_id"]] = f"{r['constitution']} / {r['scope']}"
-    return out
+def model_labels(models: pl.DataFrame) -> dict[str, str]:
+    """model_id -> label: 'constitution / scope' (+ ' / seed s' past the first seed), 'c (prompt only)'."""
+    tail = lambda r: f" / seed {r['seed']}" if r.get("seed") else ""  # noqa: E731
+    return {"base": "base"} | {r["model_id"]: f"{r['constitution']} (prompt only)" if r["scope"] is None
+                               else f"{r['constitution']} / {r['scope']}{tail(r)}" for r in models.iter_rows(named=True)
+                               if r["model_id"] != "base"}  # fmt: skip
 
 
 def _fig_png(fig) -> bytes:
@@ -141,9 +143,9 @@ def plot_heldout_vs_trained(data: ReportData) -> bytes:
 
     # one row per narrow adapter; columns delta_trained, ci_low_held_out, ... (missing = NaN)
     w = (
-        data.emergent.filter(pl.col("benchmark") == POOLED)
+        data.emergent.filter((pl.col("benchmark") == POOLED) & (pl.col("reference").fill_null("base") == "base"))
         .pivot(
-            "category_role", index=["constitution", "scope"], values=["delta", "ci_low", "ci_high"],
+            "category_role", index=["constitution", "scope", "seed"], values=["delta", "ci_low", "ci_high"],
             aggregate_function=pl.element().drop_nulls().first(),
         )
         .sort("constitution", "scope")
@@ -162,7 +164,7 @@ def plot_heldout_vs_trained(data: ReportData) -> bytes:
             alpha=0.8,
         )
         ax.annotate(
-            f"{r['constitution']}\n{r['scope'].replace('narrow_', '')}",
+            f"{r['constitution']}\n{r['scope'].replace('narrow_', '')}" + (f" s{r['seed']}" if r["seed"] else ""),
             (x, y),
             fontsize=7,
             xytext=(4, 4),
@@ -300,8 +302,8 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict,
         src = f"data:image/png;base64,{base64.b64encode(png).decode()}"
         sections.append(f"<h2>{html.escape(heading)}</h2><img alt='{name}' src='{src}'>")
     e = data.emergent.select(
-        "constitution", "scope", "category_role", "benchmark", "family", "metric", "n", "base_rate", "model_rate", "delta",
-        "ci_low", "ci_high", "p_holm",
+        "constitution", "scope", "seed", "reference", "category_role", "benchmark", "family", "n", "reference_rate",
+        "model_rate", "delta", "ci_low", "ci_high", "p_holm",
     )  # fmt: skip
     pr = persona_tables.projectability_table(data.projectability)
     pv = data.persona_validation.select(
@@ -309,8 +311,8 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict,
     )
     tables = [
         (
-            "Emergent alignment (change vs base; Tango 95% CI; exact McNemar, Holm within the primary family and "
-            "separately within the exploratory rest)",
+            "Emergent alignment (change vs the reference: the base, or the no-constitution control of the same scope "
+            "and seed = difference-in-differences; Tango 95% CI; exact McNemar, Holm within each family)",
             e,
         ),
         (power_table.TITLE, power_table.power_beside_observed(data.power, data.emergent, data.safety)),
@@ -318,11 +320,7 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict,
         ("Known-persona validation (base model prompted as each persona)", pv),
         (persona_tables.DIAGNOSTICS_TITLE, persona_tables.diagnostics_table(data.persona_diagnostics)),
         (persona_tables.RELIABILITY_TITLE, persona_tables.reliability_table(data.persona_reliability)),
-        (
-            "Judge validation (held-back human-labelled refusals)",
-            data.judge_validation.select("judge", "n", "accuracy", "roc_auc", "precision", "recall"),
-        ),
-        ("Judge agreement (Cohen's kappa on refusal)", data.judge_agreement),
+        *judge_tables.tables(data),
     ]
     if eval_sources is not None:
         tables.append(("Evaluation set: what each source contributes (rows outside its selection were left out)",
@@ -361,9 +359,7 @@ def load_report_data(store, judge: str) -> ReportData:
     from ealign_dagster.evaluation.models import models_under_test
 
     frames = {k: store.table(t).with_columns(cs.float().fill_nan(None)) for k, t in TABLES.items()}
-    adapters = [m.columns() for m in models_under_test(store) if m.adapter_id]
-    labels = model_labels(pl.DataFrame(adapters, schema={"adapter_id": pl.String, "constitution": pl.String,
-                                                         "scope": pl.String, "model_id": pl.String}))  # fmt: skip
+    labels = model_labels(pl.DataFrame([m.columns() for m in models_under_test(store)], infer_schema_length=None))
     return ReportData(**frames, labels=labels, judge=judge)
 
 

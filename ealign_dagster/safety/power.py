@@ -69,7 +69,8 @@ def primary_comparisons(
     j = outcome(judgments.filter(pl.col("judge") == judge)).filter(~pl.col("over_refusal"))
     base = j.filter(pl.col("model_id") == "base").select("benchmark", "prompt_id", "category", "metric", "bad")
     rows = []
-    for m in models.filter(pl.col("model_id") != "base").iter_rows(named=True):
+    adapters = pl.col("model_kind") == "adapter" if "model_kind" in models.columns else pl.col("model_id") != "base"
+    for m in models.filter(adapters).iter_rows(named=True):
         if not m["scope"] or not taxonomy.held_out(m["scope"]):
             continue
         held = [c for c in base["category"].unique().sort() if taxonomy.category_role(m["scope"], c) == "held_out"]
@@ -85,9 +86,11 @@ def primary_comparisons(
         rows += [{**row, "judge": judge, "metric": g["metric"][0], "n": len(g), "base_rate": float(g["bad"].mean())}
                  for row, g in groups]  # fmt: skip
     names = [r["comparison"] for r in rows]
-    for r in rows:  # several adapters of one cell (seeds): name each by its id
+    seed_of = dict(zip(models["model_id"], models["seed"])) if "seed" in models.columns else {}
+    for r in rows:  # several adapters of one cell (replicate seeds): name each by its seed, else its id
         if names.count(r["comparison"]) > 1:
-            r["comparison"] += f" [{r['model_id']}]"
+            seed = seed_of.get(r["model_id"])
+            r["comparison"] += f" seed {seed}" if seed is not None else f" [{r['model_id']}]"
     return pl.DataFrame(rows, schema={k: SCHEMA[k] for k in list(SCHEMA)[:12]})
 
 

@@ -103,6 +103,7 @@ def safety_rows(
                                   "over_refusal")  # fmt: skip
     j = _with_base(pl.concat([j, j.with_columns(category=pl.lit("all"))]), [*PAIR_KEYS, "category"])
     scope_of = dict(zip(models["model_id"], models["scope"]))
+    kind_of = dict(zip(models["model_id"], models["model_kind"])) if "model_kind" in models.columns else {}
     rows = []
     keys = ["model_id", "judge", "benchmark", "category"]
     for (model, judge, bench, cat), g in j.sort(keys).group_by(keys, maintain_order=True):
@@ -113,7 +114,8 @@ def safety_rows(
             role = None
         else:
             role = "all" if cat == "all" else taxonomy.category_role(scope, cat)
-        primary = primary_family == "held_out_by_category" and judge == primary_judge and role == "held_out"
+        primary = (primary_family == "held_out_by_category" and judge == primary_judge and role == "held_out"
+                   and kind_of.get(model, "adapter") == "adapter")  # fmt: skip
         row = {"model_id": model, "scope": scope, "judge": judge, "metric": g["metric"][0], "benchmark": bench,
                "category": cat, "category_role": role, "held_out": None if role is None else role == "held_out",
                "n": n, "events": k, "rate": k / n, "ci_low": lo, "ci_high": hi, "delta": None, "delta_ci_low": None,
@@ -126,6 +128,23 @@ def safety_rows(
     return _holm_by(df.with_columns(_family=family), ["family", "_family"]).drop("_family")
 
 
+NO_CONSTITUTION = "no_constitution"  # the control arm every constitution is compared with (difference-in-differences)
+
+
+def _reference_rows(j: pl.DataFrame, models: pl.DataFrame, m: dict) -> list[tuple[str, pl.DataFrame]]:
+    """(reference, its outcomes as `bad_base`) for one model: the base, and for a constitution's
+    adapter the no-constitution control of the same scope and seed (model - control = (model - base)
+    - (control - base) on the same prompts: the difference-in-differences)."""
+    refs = [("base", j)]
+    if m.get("model_kind") == "adapter":
+        ctrl = models.filter((pl.col("constitution") == NO_CONSTITUTION) & (pl.col("scope") == m["scope"])
+                             & (pl.col("seed") == m["seed"]))  # fmt: skip
+        if ctrl.height:
+            c = j.filter(pl.col("model_id") == ctrl["model_id"][0]).select(*PAIR_KEYS, bad_ref="bad")
+            refs.append((NO_CONSTITUTION, j.drop("bad_base").join(c.rename({"bad_ref": "bad_base"}), on=PAIR_KEYS)))
+    return refs
+
+
 def emergent_rows(
     judgments: pl.DataFrame,
     models: pl.DataFrame,
@@ -133,37 +152,48 @@ def emergent_rows(
     judge: str,
     primary_family: str = "held_out_pooled",
 ) -> pl.DataFrame:
-    """Per narrow adapter (constitution x scope): the change vs base in the bad-outcome rate on its
-    trained, held-out and other harmful categories (the harmful benchmarks pooled, benchmark
-    'harmful_pooled', and each benchmark on its own) and in over-refusal on each over-refusal set,
-    with Tango's score CI and the exact McNemar p on the same prompts. With primary_family
-    'held_out_pooled' the pooled held-out rows are the pre-registered primary family (Holm together);
-    the rest are exploratory (Holm together, separately)."""
+    """Per narrow model (constitution or control arm x scope x seed): the change in the bad-outcome
+    rate on its trained, held-out and other harmful categories (the harmful benchmarks pooled,
+    benchmark 'harmful_pooled', and each benchmark on its own) and in over-refusal on each over-refusal
+    set, with Tango's score CI and the exact McNemar p on the same prompts: against the base
+    (reference 'base'), and for a constitution's adapter also against the no-constitution control of
+    its scope and seed (reference 'no_constitution', family 'vs_control': the difference-in-differences).
+    With primary_family 'held_out_pooled' the constitutions' pooled held-out rows against the base are
+    the pre-registered primary family (Holm together, every seed a test); control arms' rows and the rest
+    are exploratory; each family has its own Holm correction."""
     j = _with_base(outcome(judgments.filter(pl.col("judge") == judge)))
+    kinds = models.columns
     rows = []
-    for m in models.filter(pl.col("model_id") != "base").iter_rows(named=True):
+    for m in models.filter((pl.col("model_id") != "base") & pl.col("scope").is_not_null()).iter_rows(named=True):
         if not taxonomy.held_out(m["scope"]):
             continue
-        mine = j.filter(pl.col("model_id") == m["model_id"])
-        role = pl.col("category").map_elements(lambda c, s=m["scope"]: taxonomy.category_role(s, c),
-                                               return_dtype=pl.String)  # fmt: skip
-        mine = mine.with_columns(role=pl.when(pl.col("over_refusal")).then(pl.lit("over_refusal"))
-                                 .otherwise(role))  # fmt: skip
-        for r in ("trained", "held_out", "other", "over_refusal"):
-            g = mine.filter(pl.col("role") == r)
-            if g.is_empty():
-                continue
-            # the harmful benchmarks pooled (the pre-registered view), then each benchmark on its own
-            parts = [] if r == "over_refusal" else [(POOLED, g, True)]
-            parts += [(b, gb, False) for (b,), gb in g.sort("benchmark").group_by("benchmark", maintain_order=True)]
-            for bench, gb, pooled in parts:
-                primary = primary_family == "held_out_pooled" and r == "held_out" and pooled
-                rows.append({"constitution": m["constitution"], "scope": m["scope"], "model_id": m["model_id"],
-                             "category_role": r, "benchmark": bench, "categories": ",".join(sorted(gb["category"].unique())),
-                             "judge": judge, "metric": gb["metric"][0], "n": len(gb),
-                             "base_rate": float(gb["bad_base"].mean()), "model_rate": float(gb["bad"].mean()),
-                             **_change(gb), "family": "primary" if primary else "exploratory"})  # fmt: skip
+        kind = m.get("model_kind") or ("adapter" if "model_kind" not in kinds else None)
+        for ref, jr in _reference_rows(j, models, m):
+            mine = jr.filter(pl.col("model_id") == m["model_id"])
+            role = pl.col("category").map_elements(lambda c, s=m["scope"]: taxonomy.category_role(s, c),
+                                                   return_dtype=pl.String)  # fmt: skip
+            mine = mine.with_columns(role=pl.when(pl.col("over_refusal")).then(pl.lit("over_refusal"))
+                                     .otherwise(role))  # fmt: skip
+            for r in ("trained", "held_out", "other", "over_refusal"):
+                g = mine.filter(pl.col("role") == r)
+                if g.is_empty():
+                    continue
+                # the harmful benchmarks pooled (the pre-registered view), then each benchmark on its own
+                parts = [] if r == "over_refusal" else [(POOLED, g, True)]
+                parts += [(b, gb, False) for (b,), gb in g.sort("benchmark").group_by("benchmark", maintain_order=True)]
+                for bench, gb, pooled in parts:
+                    primary = (primary_family == "held_out_pooled" and r == "held_out" and pooled and ref == "base"
+                               and kind == "adapter")  # fmt: skip
+                    family = "primary" if primary else "vs_control" if ref != "base" else "exploratory"
+                    base_rate = float(j.join(gb.select(PAIR_KEYS), on=PAIR_KEYS).filter(
+                        pl.col("model_id") == m["model_id"])["bad_base"].mean())  # fmt: skip
+                    rows.append({"constitution": m["constitution"], "scope": m["scope"], "model_id": m["model_id"],
+                                 "model_kind": kind, "seed": m.get("seed"), "reference": ref,
+                                 "category_role": r, "benchmark": bench, "categories": ",".join(sorted(gb["category"].unique())),
+                                 "judge": judge, "metric": gb["metric"][0], "n": len(gb), "base_rate": base_rate,
+                                 "reference_rate": float(gb["bad_base"].mean()), "model_rate": float(gb["bad"].mean()),
+                                 **_change(gb), "family": family})  # fmt: skip
     if not rows:
         return pl.DataFrame()
-    df = pl.DataFrame(rows).rename({"delta_ci_low": "ci_low", "delta_ci_high": "ci_high"})
+    df = pl.DataFrame(rows, infer_schema_length=None).rename({"delta_ci_low": "ci_low", "delta_ci_high": "ci_high"})
     return _holm_by(df, ["family"])

@@ -30,6 +30,9 @@ SPLIT_COLUMNS = [
     "eval_similarity",
 ]
 AUDIT_COLUMNS = ["scope", "prompt_id", "source", "category", "reason", "score", "threshold"]
+# The held-out classifier. C=10 with balanced classes: flagged 4 of 6 hand-written chem/bio prompts at
+# p >= 0.5 and none of the tiny profile's 111 harassment / illegal training prompts.
+LEAKAGE_CLASSIFIER = dict(C=10.0, class_weight="balanced", max_iter=2000)
 
 
 def _sample(ids: list[str], n: int, seed: str) -> list[str]:
@@ -94,10 +97,26 @@ def held_out_probability(
         return np.zeros(len(queries))
     from sklearn.linear_model import LogisticRegression
 
-    # C=10 with balanced classes: flagged 4 of 6 hand-written chem/bio prompts at p >= 0.5 and none
-    # of the tiny profile's 111 harassment / illegal training prompts.
-    clf = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000).fit(vecs[labelled], cats)
+    clf = LogisticRegression(**LEAKAGE_CLASSIFIER).fit(vecs[labelled], cats)
     return clf.predict_proba(queries)[:, list(clf.classes_).index(held_out)]
+
+
+def held_out_scores(
+    prompts: pl.DataFrame, vecs: np.ndarray, held_out: str | None, queries: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the leakage filter decides on, for each query embedding (a training prompt, a probe, an
+    SFT response): its highest cosine to a held-out-category prompt and the held-out classifier's
+    probability. Zeros when there is no held-out category."""
+    anchors = held_out_anchors(prompts, held_out)
+    sim = (queries @ vecs[anchors].T).max(axis=1) if anchors.any() and len(queries) else np.zeros(len(queries))
+    return sim, held_out_probability(prompts, vecs, held_out, queries)
+
+
+def leaking(sim: np.ndarray, p: np.ndarray, cfg: SplitsConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The filter's rule: (near, looks) = at or over leakage_threshold; else at or over
+    leakage_probability. Either one is held-out-category content."""
+    near = np.asarray(sim) >= cfg.leakage_threshold
+    return near, ~near & (np.asarray(p) >= cfg.leakage_probability)
 
 
 def build_split(
@@ -150,10 +169,8 @@ def build_split(
         alive &= ~weak
 
     held_sim, held_p = np.zeros(prompts.height), np.zeros(prompts.height)
-    held_sim[alive] = max_similarity(vecs, alive, held_out_anchors(prompts, spec.held_out))
-    held_p[alive] = held_out_probability(prompts, vecs, spec.held_out, vecs[alive])
-    near = alive & (held_sim >= cfg.leakage_threshold)
-    looks = alive & ~near & (held_p >= cfg.leakage_probability)
+    held_sim[alive], held_p[alive] = held_out_scores(prompts, vecs, spec.held_out, vecs[alive])
+    near, looks = (alive & m for m in leaking(held_sim, held_p, cfg))
     drop(near, "held_out_similarity", held_sim[near], cfg.leakage_threshold)
     drop(looks, "held_out_classifier", held_p[looks], cfg.leakage_probability)
     leak = near | looks
@@ -244,3 +261,23 @@ def load_prompts_with_vectors(store, model: str, cache_dir=None, log=None) -> tu
     if frame.is_empty():
         raise ValueError("the prompts table is empty: materialize `prompts` first")
     return frame, embed(frame["text"].to_list(), model, cache_dir, log=log)
+
+
+def scope_tables(store, scope: str, cfg, taxonomy: Taxonomy, cache_dir=None, log=None) -> tuple[dict, str, dict, str]:
+    """One scope's split, its audit and the leakage filter's recall on the probe set: (tables, the
+    split's data version = its training pool's, drops per reason, the probe file's version)."""
+    from ealign_dagster.core.store import data_version
+    from ealign_dagster.splits.leakage import measure_probes
+
+    frame, vecs = load_prompts_with_vectors(store, cfg.prompts.embedding_model, cache_dir, log)
+    sizes = {s.name: s.per_category for s in cfg.prompts.sources if s.role == "eval" and s.per_category}
+    rows, audit, drops = build_split(scope, frame, vecs, taxonomy, cfg.splits, sizes)
+    train = rows.filter(pl.col("role") == "train")
+    version = data_version(train)  # the training pool's: a new or changed benchmark retrains nothing
+    if log:
+        log(f"{scope}: {train.height} train; dropped {drops}")
+    probes, recall, probes_version = measure_probes(scope, frame, vecs, taxonomy, cfg.splits,
+                                                    cfg.prompts.embedding_model, cache_dir)  # fmt: skip
+    tables = {"splits": rows.with_columns(split_version=pl.lit(version)), "split_audit": audit,
+              "leakage_probes": probes, "leakage_recall": recall}  # fmt: skip
+    return tables, version, drops, probes_version

@@ -17,6 +17,8 @@ SPLIT_CHECKS = {
     "min_rows_per_category": "every trained and evaluated category has enough rows",
     "train_examples_reached": "the training pool has exactly splits.train_examples prompts, as every other scope",
     "prompt_length_bounds": "every prompt's length is within the profile's bounds",
+    "no_held_out_leakage_rechecked": "no training prompt of a narrow scope reaches leakage_threshold or "
+    "leakage_probability, recomputed apart from the filter (own queries, cosine and classifier fit)",
 }
 
 
@@ -125,6 +127,7 @@ def check_split(store, scope: str, taxonomy: Taxonomy, cfg, cache_dir=None) -> d
     independently of the filter that built it, and validate with GX: {check name: outcome}."""
     from ealign_dagster.core.expectations import validate_frames
     from ealign_dagster.splits.build import held_out_anchors, held_out_probability, load_prompts_with_vectors
+    from ealign_dagster.splits.recheck import split_recheck_frames
 
     prompts, vecs = load_prompts_with_vectors(store, cfg.prompts.embedding_model, cache_dir)
     rows = store.query(
@@ -147,4 +150,5 @@ def check_split(store, scope: str, taxonomy: Taxonomy, cfg, cache_dir=None) -> d
     train_p = zeros.copy()
     train_p[train] = held_out_probability(prompts, vecs, taxonomy.held_out(scope), row_vecs[train])
     frames = split_frames(scope, rows, held, train_p, ev, taxonomy, cfg.splits)
+    frames |= split_recheck_frames(store, scope, taxonomy, cfg, cache_dir)
     return validate_frames(frames, list(SPLIT_CHECKS))

@@ -19,16 +19,23 @@ GPU_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": 
     metadata=owns("adapters", "train_log"),
 )  # fmt: skip
 def adapters(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
-    """A LoRA adapter (standard PEFT folder) for one constitution x scope, with its registry row."""
+    """LoRA adapters (standard PEFT folders) for one constitution x scope, one per replicate seed
+    (study.seeds), with their registry rows."""
     from ealign_dagster.training.lora import loss_chart, train_adapter
 
     keys = context.partition_key.keys_by_dimension
     name, scope = keys["constitution"], keys["scope"]
-    row, steps = train_adapter(ealign.cfg, ealign.paths, ealign.store, name, scope, log=context.log.info)
+    rows, steps = [], []
+    for seed in ealign.cfg.study.seeds:
+        row, log = train_adapter(ealign.cfg, ealign.paths, ealign.store, name, scope, seed, log=context.log.info)
+        rows, steps = rows + [row], steps + log
+    charts = "\n\n".join(f"seed {r['seed']}:\n{loss_chart([h for h in steps if h['seed'] == r['seed']])}" for r in rows)
     return write(
-        context, ealign.store, {"adapters": pl.DataFrame([row]), "train_log": pl.DataFrame(steps)},
-        where={"constitution": name, "scope": scope}, version=row["sha256"][:16], inputs={"train": ealign.version("train")},
-        preview=["adapter_id", "steps", "train_loss", "tokens_per_s", "device", "peak_memory_mb"],
-        metadata={"loss_curve": dg.MetadataValue.md(loss_chart(steps)), "path": dg.MetadataValue.path(str(ealign.paths.root / row["path"])),
-                  "sha256": row["sha256"]},
+        context, ealign.store, {"adapters": pl.DataFrame(rows), "train_log": pl.DataFrame(steps)},
+        where={"constitution": name, "scope": scope}, version="+".join(r["sha256"][:16] for r in rows),
+        inputs={"train": ealign.version("train"), "seeds": ealign.cfg.study.seeds},
+        preview=["adapter_id", "seed", "steps", "train_loss", "tokens_per_s", "device", "peak_memory_mb"],
+        metadata={"loss_curve": dg.MetadataValue.md(charts), "seeds": len(rows),
+                  "paths": dg.MetadataValue.md("\n".join(f"- {r['path']}" for r in rows)),
+                  "sha256": ", ".join(r["sha256"] for r in rows)},
     )  # fmt: skip

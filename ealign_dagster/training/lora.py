@@ -256,25 +256,27 @@ def _reusable(out: Path, record: Path) -> tuple[dict, list[dict]] | None:
     return (saved["row"], saved["steps"]) if folder_sha256(out) == saved["row"]["sha256"] else None
 
 
-def train_adapter(cfg, home, store, name: str, scope: str, log=None) -> tuple[dict, list[dict]]:
-    """Train (or resume) the LoRA adapter of one constitution x scope on its SFT examples: its
-    registry row and per-step log. Every cell of a profile takes the same optimizer steps (from
+def train_adapter(cfg, home, store, name: str, scope: str, seed: int = 0, log=None) -> tuple[dict, list[dict]]:
+    """Train (or resume) the LoRA adapter of one constitution x scope x replicate seed on its SFT
+    examples (training seed train.seed + seed): its registry row and per-step log. Every cell of a profile takes the same optimizer steps (from
     splits.train_examples). The adapter id hashes everything that determines its weights, so an
     adapter already trained under this id (weights checked against their checksum) is reused."""
     from ealign_dagster.core.models import load_tokenizer, resolve
     from ealign_dagster.core.paths import folder_sha256, home_relative, value_version
 
     sft = store.query(
-        "SELECT prompt, response, sft_version FROM sft_examples WHERE constitution = ? AND scope = ? ORDER BY prompt_id",
-        [name, scope],
+        "SELECT prompt, response, sft_version FROM sft_examples WHERE constitution = ? AND scope = ? AND seed = ?"
+        " ORDER BY prompt_id",
+        [name, scope, seed],
     )
     if sft.is_empty():
-        raise ValueError(f"sft_examples has no rows for {name} x {scope}: materialize sft_datasets first")
+        raise ValueError(f"sft_examples has no rows for {name} x {scope}, seed {seed}: materialize sft_datasets first")
     base_path = resolve(cfg.student.model, home.models)
     base_version = store.query("SELECT model_version FROM models WHERE role = 'student'")["model_version"][0]
-    sft_version, hyper = sft["sft_version"][0], cfg.train.model_dump()
+    train_cfg = cfg.train.model_copy(update={"seed": cfg.train.seed + seed})
+    sft_version, hyper = sft["sft_version"][0], train_cfg.model_dump()
     steps = total_steps(cfg.splits.train_examples, cfg.train)
-    spec = {"constitution": name, "scope": scope, "seed": cfg.train.seed, "base": base_version, "sft": sft_version,
+    spec = {"constitution": name, "scope": scope, "seed": train_cfg.seed, "base": base_version, "sft": sft_version,
             "hyper": hyper, "steps": steps, "trainer": TRAINER_VERSION}  # fmt: skip
     adapter_id = value_version(spec)[:12]
     root = home.adapters / name / scope
@@ -282,16 +284,16 @@ def train_adapter(cfg, home, store, name: str, scope: str, log=None) -> tuple[di
     if (done := _reusable(out, record)) is not None:
         if log:
             log(f"adapter {adapter_id}: already trained on the same data, base and hyper-parameters; reused")
-        return done
+        return done[0] | {"seed": seed}, [{**h, "seed": seed} for h in done[1]]
     tok = load_tokenizer(base_path)
     examples = tokenize(tok, sft["prompt"].to_list(), sft["response"].to_list(), cfg.train.max_length)
     if log and len(examples) < cfg.splits.train_examples:
-        log(f"{name} x {scope}: {len(examples)} of {cfg.splits.train_examples} examples after the CAI filter; "
+        log(f"{name} x {scope} (seed {seed}): {len(examples)} of {cfg.splits.train_examples} examples after the CAI filter; "
             f"still {steps} steps, as every cell")  # fmt: skip
-    result = train(base_path, examples, cfg.train, out, root / f".ckpt-{adapter_id}", log=log, pad_id=tok.pad_token_id,
+    result = train(base_path, examples, train_cfg, out, root / f".ckpt-{adapter_id}", log=log or (lambda _: None), pad_id=tok.pad_token_id,
                    steps=steps)  # fmt: skip
     row = {
-        "adapter_id": adapter_id, "constitution": name, "scope": scope, "seed": cfg.train.seed,
+        "adapter_id": adapter_id, "constitution": name, "scope": scope, "seed": seed,
         "base_model": cfg.student.model, "base_version": base_version, "sft_version": sft_version,
         "hyperparams": json.dumps(hyper, sort_keys=True), "examples": len(examples), "steps": result.steps,
         "train_loss": result.train_loss, "tokens": result.tokens, "seconds": result.seconds,
@@ -299,7 +301,7 @@ def train_adapter(cfg, home, store, name: str, scope: str, log=None) -> tuple[di
         "peak_memory_mb": result.peak_memory_mb, "resumed_from": result.resumed_from, "path": home_relative(out, home),
         "sha256": folder_sha256(out),
     }  # fmt: skip
-    steps = [{**h, "adapter_id": adapter_id, "constitution": name, "scope": scope} for h in result.log]
+    steps = [{**h, "adapter_id": adapter_id, "constitution": name, "scope": scope, "seed": seed} for h in result.log]
     tmp = record.with_name(record.name + f".tmp-{os.getpid()}")
     tmp.write_text(json.dumps({"row": row, "steps": steps}, sort_keys=True), encoding="utf-8")
     os.replace(tmp, record)  # written last: its presence means the adapter is complete

@@ -1,9 +1,9 @@
--- One LoRA adapter per constitution x scope (x seed): the registry.
+-- One LoRA adapter per constitution (or trained control arm) x scope x replicate seed: the registry.
 CREATE TABLE IF NOT EXISTS adapters (
     adapter_id       VARCHAR NOT NULL,  -- hash of constitution, scope, seed, base model, SFT version, hyper-parameters
     constitution     VARCHAR NOT NULL,
     scope            VARCHAR NOT NULL,
-    seed             INTEGER NOT NULL,
+    seed             INTEGER NOT NULL,  -- replicate (study.seeds): trained with train.seed + seed
     base_model       VARCHAR NOT NULL,
     base_version     VARCHAR NOT NULL,
     sft_version      VARCHAR NOT NULL,

@@ -1,6 +1,7 @@
 -- Every critique -> revision, kept or not, with why.
 CREATE TABLE IF NOT EXISTS cai_revisions (
-    constitution          VARCHAR NOT NULL,
+    constitution          VARCHAR NOT NULL,  -- or a control arm: no_constitution | initial_answers
+    seed                  INTEGER,           -- replicate (study.seeds): CAI sampled with cai.seed + seed
     prompt_id             VARCHAR NOT NULL,
     candidate             INTEGER NOT NULL,  -- best-of-n index
     round                 INTEGER NOT NULL,

@@ -1,9 +1,11 @@
--- Evaluation. model_id is 'base' or an adapter_id; every row carries the versions behind it.
+-- Evaluation. model_id is 'base', an adapter_id or 'prompted:<constitution>'; every row carries the versions behind it.
 CREATE TABLE IF NOT EXISTS generations (
     model_id           VARCHAR NOT NULL,
-    adapter_id         VARCHAR,            -- NULL for the base model
-    constitution       VARCHAR,
+    model_kind         VARCHAR,            -- base | adapter | control (a control arm's adapter) | prompted (base + persona)
+    adapter_id         VARCHAR,            -- NULL for the base model and prompted models
+    constitution       VARCHAR,            -- a constitution or a control arm (no_constitution | initial_answers)
     scope              VARCHAR,
+    seed               INTEGER,            -- the adapter's replicate seed (study.seeds)
     benchmark          VARCHAR NOT NULL,   -- the source's name (harmbench_standard | harmbench_contextual | benign | ...)
     role               VARCHAR,            -- eval (harmful prompts) | benign (an over-refusal set)
     prompt_id          VARCHAR NOT NULL,

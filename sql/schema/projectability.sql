@@ -1,5 +1,7 @@
 CREATE TABLE IF NOT EXISTS projectability (
     model_id           VARCHAR NOT NULL,
+    model_kind         VARCHAR,        -- base | adapter | control | prompted (base + the constitution's persona)
+    seed               INTEGER,
     constitution       VARCHAR NOT NULL,
     framework          VARCHAR NOT NULL,
     scope              VARCHAR,
@@ -12,6 +14,9 @@ CREATE TABLE IF NOT EXISTS projectability (
     change_ci_low      DOUBLE,
     change_ci_high     DOUBLE,
     profile_fit        DOUBLE,         -- cosine(observed change per subscale, expected profile)
+    did_vs_control     DOUBLE,         -- adapters: signature minus the no_constitution control's (same scope, seed),
+    did_ci_low         DOUBLE,         --   paired over items = (model - base) - (control - base)
+    did_ci_high        DOUBLE,
     adapter_id         VARCHAR,
     interpretable      BOOLEAN,        -- known-persona validation and option mass pass (persona_diagnostics)
     not_interpretable_reason VARCHAR,  -- why not, '; '-joined; NULL when interpretable

@@ -1,5 +1,8 @@
 CREATE TABLE IF NOT EXISTS safety_scores (
     model_id       VARCHAR NOT NULL,
+    model_kind     VARCHAR,            -- base | adapter | control | prompted (models_under_test.kind)
+    constitution   VARCHAR,            -- a constitution or control arm; prompted: the persona's constitution
+    seed           INTEGER,            -- the adapter's replicate seed
     scope          VARCHAR,
     judge          VARCHAR NOT NULL,
     metric         VARCHAR NOT NULL,   -- non_refusal_rate | harmful_rate (harmful prompts) | refusal_rate (benign)

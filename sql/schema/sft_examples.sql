@@ -2,6 +2,7 @@
 CREATE TABLE IF NOT EXISTS sft_examples (
     constitution          VARCHAR NOT NULL,
     scope                 VARCHAR NOT NULL,
+    seed                  INTEGER,           -- replicate (study.seeds)
     prompt_id             VARCHAR NOT NULL,
     category              VARCHAR NOT NULL,
     prompt                VARCHAR NOT NULL,

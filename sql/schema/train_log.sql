@@ -2,6 +2,7 @@ CREATE TABLE IF NOT EXISTS train_log (
     adapter_id     VARCHAR NOT NULL,
     constitution   VARCHAR NOT NULL,
     scope          VARCHAR NOT NULL,
+    seed           INTEGER,
     step           INTEGER NOT NULL,
     loss           DOUBLE,
     tokens         INTEGER,

@@ -2,6 +2,8 @@
 -- metric -> model (base weights; adapter checksum) -> SFT dataset -> CAI data -> split -> source files,
 -- and the constitution file; plus the evaluation prompt set and its source files.
 -- Base-model rows have no adapter, SFT or training split (NULL there); every other column is filled.
+-- A prompted model (the base under a constitution's persona) names that constitution and its file;
+-- the initial-answer control arm has no constitution file (constitution_path '').
 CREATE OR REPLACE VIEW metric_lineage AS
 WITH metric AS (
     SELECT 'safety_scores' AS metric_table, model_id, judge || '/' || benchmark || '/' || category AS metric,
@@ -34,6 +36,9 @@ cons AS (
            json_extract_string(input_versions, '$.constitution_path') AS constitution_path
     FROM cai_revisions
 ),
+mut AS (  -- the models under test (as the view models_under_test, which sorts after this file)
+    SELECT DISTINCT model_id, model_kind AS kind, constitution FROM generations
+),
 train_src AS (
     SELECT s.scope, s.split_version, list(DISTINCT f.path ORDER BY f.path) AS train_source_paths
     FROM splits s JOIN source_files f ON f.source = s.source AND f.version = s.source_version
@@ -41,15 +46,17 @@ train_src AS (
     GROUP BY ALL
 )
 SELECT
-    m.metric_table, m.model_id, m.metric, m.value, m.metric_run_id,
-    a.adapter_id, a.constitution, a.scope, a.sha256 AS adapter_sha256, a.run_id AS adapter_run_id,
+    m.metric_table, m.model_id, mut.kind AS model_kind, m.metric, m.value, m.metric_run_id,
+    a.adapter_id, coalesce(a.constitution, mut.constitution) AS constitution, a.scope, a.seed, a.sha256 AS adapter_sha256, a.run_id AS adapter_run_id,
     sft.sft_version, sft.cai_version, sft.split_version, sft.constitution_version,
     cons.constitution_path, ts.train_source_paths,
     b.base_model, b.base_version, e.eval_version, es.eval_source_paths
 FROM metric m
 LEFT JOIN adapters a ON a.adapter_id = m.model_id
+LEFT JOIN mut ON mut.model_id = m.model_id
 LEFT JOIN sft ON sft.constitution = a.constitution AND sft.scope = a.scope AND sft.sft_version = a.sft_version
-LEFT JOIN cons ON cons.constitution = a.constitution AND cons.constitution_version = sft.constitution_version
+LEFT JOIN cons ON cons.constitution = coalesce(a.constitution, mut.constitution)
+    AND (a.adapter_id IS NULL OR cons.constitution_version = sft.constitution_version)
 LEFT JOIN train_src ts ON ts.scope = a.scope AND ts.split_version = sft.split_version
 CROSS JOIN base b
 CROSS JOIN evalset e
