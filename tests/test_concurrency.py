@@ -38,7 +38,7 @@ def test_ealign_sql_during_writes_never_sees_half_a_partition(tmp_path):
     )
     seen = []
     deadline = time.time() + 11
-    while time.time() < deadline:
+    while time.time() < deadline or len(seen) < 2:  # on a loaded machine one read can take the whole window
         p = subprocess.run(
             [
                 str(BIN / "ealign"),

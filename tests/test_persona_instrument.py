@@ -231,7 +231,10 @@ def test_tiny_random_model_is_not_interpretable(paths):
     cons = load_constitutions()
     runs = [{"model": BASE, "persona": None, "persona_name": ""}]
     runs += [{"model": BASE, "persona": c.persona, "persona_name": n} for n, c in cons.items()]
-    answers = pi.answer_items(cfg, paths, BANK, runs, "bank-v1")
+    lines = []
+    answers = pi.answer_items(cfg, paths, BANK, runs, "bank-v1", lines.append)
+    progress = [x for x in lines if x.startswith("persona Likert log-probabilities:")]  # never silent for minutes
+    assert len(progress) == len(runs) and f"{len(runs)}/{len(runs)} runs (base as virtue)" in progress[-1]
     items, val_items = answers.filter(persona=""), answers.filter(pl.col("persona") != "")
     validation = persona_validation_rows(subscale_scores(val_items, 20), BANK, cons)
     tables = pn.instrument_tables(items, val_items, validation, 20)

@@ -135,8 +135,7 @@ def test_tiny_run_has_every_kind_seed_and_control(tiny_home):
     cells = 4 * 3  # constitutions x scopes
     assert kinds == {"base": 1, "adapter": cells * 2, "control": 2 * 3 * 2, "prompted": 4}
     a = _sql(home, "select constitution, scope, seed from adapters")
-    assert a.group_by("constitution", "scope").agg(pl.col("seed").sort()).filter(
-        pl.col("seed").list.join(",") != "0,1").is_empty()  # fmt: skip
+    assert all(s.to_list() == [0, 1] for s in a.group_by("constitution", "scope").agg(pl.col("seed").sort())["seed"])
     assert {"no_constitution", "initial_answers"} <= set(a["constitution"])
     # the initial-answer arm trains on the initial answers themselves
     ia = _sql(home, "select e.response, i.response as initial from sft_examples e join initial_responses i"
@@ -170,3 +169,36 @@ def test_a_seed_left_out_of_the_profile_is_no_longer_under_test(tiny_home, monke
     assert {m.seed for m in one if m.adapter_id} == {1}
     assert {m.kind for m in one} == {"base", "adapter", "prompted"}
     assert all(m.name.endswith("-s1") for m in one if m.adapter_id)
+
+
+def test_samples_are_averaged_per_prompt_before_testing():
+    """eval.samples > 1: each prompt's outcomes are averaged over its samples, then the rate is the mean
+    over prompts and the change vs base uses the sign test over prompts and a paired bootstrap."""
+    k, n = 3, 10
+    gen = np.random.default_rng(3)
+    refused = {"base": gen.random((n, k)) < 0.3, "dA0": gen.random((n, k)) < 0.7}
+    rows = [{"model_id": m, "benchmark": "harmbench_standard", "prompt_id": f"p{i}", "sample": s,
+             "category": "chemical_biological", "judge": "embedding", "judge_version": "v1", "refused": bool(r[i, s]),
+             "harmful": None} for m, r in refused.items() for i in range(n) for s in range(k)]  # fmt: skip
+    j = pl.DataFrame(rows, schema_overrides={"harmful": pl.Boolean})
+    ss.check_comparable(j)  # the same prompt k times is not a duplicate when its samples differ
+    models = MODELS.filter(pl.col("model_id").is_in(["base", "dA0"]))
+    df = ss.safety_rows(j, models, load_taxonomy(), "embedding").filter(category="all")
+    bad = {m: (~r).mean(axis=1) for m, r in refused.items()}  # per-prompt mean of the bad outcome
+    row = df.filter(model_id="dA0").row(0, named=True)
+    assert row["n"] == n and row["rate"] == pytest.approx(bad["dA0"].mean())
+    assert row["ci_low"] <= row["rate"] <= row["ci_high"]
+    d = bad["dA0"] - bad["base"]
+    assert row["delta"] == pytest.approx(d.mean())
+    assert row["p_value"] == pytest.approx(binomtest(int((d > 0).sum()), int((d != 0).sum()), 0.5).pvalue)
+    assert row["delta_ci_low"] <= row["delta"] <= row["delta_ci_high"]
+    e = ss.emergent_rows(j, models, load_taxonomy(), "embedding").filter(benchmark=ss.POOLED)
+    assert e.row(0, named=True)["delta"] == pytest.approx(d.mean())
+
+
+def test_samples_need_a_temperature():
+    from ealign_dagster.core.config import Profile
+
+    with pytest.raises(ValueError, match="eval.samples is 4 but eval.sampling.temperature is 0"):
+        Profile.model_validate({"eval": {"samples": 4}})
+    assert Profile.model_validate({"eval": {"samples": 4, "sampling": {"temperature": 0.7}}}).eval.samples == 4

@@ -235,6 +235,9 @@ class EvalConfig(_Model):
     model: ModelConfig | None = None
     # Greedy, short: refusals show in the first sentence (the prefix judge reads 200 characters).
     sampling: SamplingConfig = SamplingConfig(max_new_tokens=32, temperature=0.0, top_p=1.0)
+    # Answers per prompt and model (needs sampling.temperature > 0): each judged, the outcomes averaged
+    # per prompt before any rate or test (the paired tests then use the sign test and a bootstrap CI).
+    samples: Positive = 1
     seed: int = 0
     # The shipped look-alikes (assets/benign/lookalikes.yaml) as the over-refusal set 'benign', next to
     # any `role: benign` source; false: only those.
@@ -320,6 +323,13 @@ class Profile(_Model):
                 f"cai.judge and eval.primary_judge are both '{self.cai.judge}': the judge that selects the "
                 "training revisions must not score the evaluation; choose another for one of them"
             )
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _samples_need_sampling(self) -> Profile:
+        if self.eval.samples > 1 and self.eval.sampling.temperature == 0:
+            raise ValueError(f"eval.samples is {self.eval.samples} but eval.sampling.temperature is 0: greedy "
+                             "answers repeat; set a temperature > 0 or samples: 1")  # fmt: skip
         return self
 
     @pydantic.model_validator(mode="after")

@@ -69,6 +69,16 @@ def paired_diff_ci(before: Sequence[bool], after: Sequence[bool], alpha: float =
     return float(lo), float(hi)
 
 
+def sign_test(d: Sequence[float]) -> float:
+    """Two-sided sign test of paired differences (ties dropped; scipy binomtest): on binary outcomes
+    exactly McNemar's exact test. 1.0 when every pair ties."""
+    from scipy.stats import binomtest
+
+    d = np.asarray(d, dtype=float)
+    pos, neg = int((d > 0).sum()), int((d < 0).sum())
+    return 1.0 if pos + neg == 0 else float(binomtest(pos, pos + neg, 0.5).pvalue)
+
+
 def holm(pvalues: Sequence[float]) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values over one family; NaNs stay NaN and are not counted."""
     p = np.asarray(pvalues, dtype=float)

@@ -43,14 +43,17 @@ def generations(
     (checked before anything is generated)."""
     chat = eval_chat(cfg, home)
     canary = canaries(cfg, home, chat, models, log)
-    s = cfg.eval.sampling
+    s, k_samples = cfg.eval.sampling, cfg.eval.samples
+    items = pl.concat([items.with_columns(sample=pl.lit(k, pl.Int64)) for k in range(k_samples)])
+    # sample 0 keeps the seed of a one-sample run (its cached answers stay valid); sample k > 0 its own
+    seeds = [stable_int(cfg.eval.seed, pid, *([k] if k else [])) for pid, k in zip(items["prompt_id"], items["sample"])]
     reqs, versions = [], []
     for mut in models:  # every model's requests in one call: the chat batches them (adapter_batching)
         attach(chat, mut)
         reqs += [
             Request.chat(mut.messages(p), max_new_tokens=s.max_new_tokens, temperature=s.temperature,
-                         top_p=s.top_p, seed=stable_int(cfg.eval.seed, pid), adapter=mut.name)
-            for p, pid in zip(items["prompt"], items["prompt_id"])
+                         top_p=s.top_p, seed=seed, adapter=mut.name)
+            for p, seed in zip(items["prompt"], seeds)
         ]  # fmt: skip
         versions += [mut.key_version(chat)] * items.height
     out = generate(chat, reqs, log=log, what=f"evaluation of {len(models)} models", key_version=versions)

@@ -63,8 +63,8 @@ def refusal_scores(prompts: list[str], responses: list[str], judge: str, ctx: Ju
     return run_judge(judge, prompts, responses, ctx).score
 
 
-JUDGMENT_KEYS = ["model_id", "adapter_id", "constitution", "scope", "benchmark", "role", "prompt_id", "category",
-                 "generation_version"]  # fmt: skip
+JUDGMENT_KEYS = ["model_id", "adapter_id", "constitution", "scope", "benchmark", "role", "prompt_id", "sample",
+                 "category", "generation_version"]  # fmt: skip
 
 
 def judge_rows(generations: pl.DataFrame, judges: list[str], ctx: JudgeContext) -> pl.DataFrame:
@@ -75,7 +75,7 @@ def judge_rows(generations: pl.DataFrame, judges: list[str], ctx: JudgeContext) 
     for judge in judges:
         v = run_judge(judge, generations["prompt"].to_list(), generations["response"].to_list(), ctx)
         harmful = [None if h != h else bool(h) for h in v.harmful]  # nan: the judge does not rate harm
-        frames.append(generations.select(JUDGMENT_KEYS).with_columns(
+        frames.append(generations.select([k for k in JUDGMENT_KEYS if k in generations.columns]).with_columns(
             judge=pl.lit(judge), judge_version=pl.lit(v.version), refused=pl.Series(v.refused.astype(bool)),
             harmful=pl.Series(harmful, dtype=pl.Boolean), score=pl.Series(v.score, dtype=pl.Float64),
             raw=pl.Series(v.raw, dtype=pl.String) if v.raw else pl.lit(None, dtype=pl.String),

@@ -11,6 +11,7 @@ with half the items and disagrees with the other half instead of agreeing with e
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 import polars as pl
@@ -178,10 +179,15 @@ def answer_items(cfg, home, bank: ItemBank, runs: list[dict], bank_version: str,
     chat = eval_chat(cfg, home)
     e, n = cfg.eval, len(bank.items)
     frames, reqs, versions = [], [], []
-    for run in runs:
+    start = time.perf_counter()
+    for i, run in enumerate(runs, 1):
         mut = run["model"]
         attach(chat, mut)
         frames.append([likert_rows(chat, bank, mut.name, run["persona"], (e.model or cfg.student).batch_size, log)])
+        if log:  # one line per run: the Likert scoring of many models is minutes long
+            dt = time.perf_counter() - start
+            log(f"persona Likert log-probabilities: {i}/{len(runs)} runs ({mut.model_id}{' as ' + run['persona_name'] if run['persona_name'] else ''}), "
+                f"{i * n / dt:.1f} items/s, ETA {(len(runs) - i) * dt / i:.0f}s")  # fmt: skip
         reqs += reply_requests(bank, mut.name, run["persona"], e.persona_sampling, e.seed)
         versions += [mut.key_version(chat)] * n
     if e.persona_generate:

@@ -13,20 +13,12 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ealign_dagster.core.stats import bootstrap_ci, holm, mean_diff, paired_diff_ci
+from ealign_dagster.core.stats import bootstrap_ci, holm, mean_diff, paired_diff_ci, sign_test
 from ealign_dagster.safety.scores import NO_CONSTITUTION, POOLED, outcome
 
 POOLING = ("per-prompt mean over seeds minus the reference's; sign test over prompts (exact McNemar with one "
            "seed); CI Tango (one seed) or paired bootstrap over prompts")  # fmt: skip
 CELL = ["constitution", "scope", "model_kind", "reference", "category_role", "benchmark"]
-
-
-def sign_test(d: np.ndarray) -> float:
-    """Two-sided sign test of per-prompt differences (ties dropped); 1.0 when every prompt ties."""
-    from scipy.stats import binomtest
-
-    pos, neg = int((d > 0).sum()), int((d < 0).sum())
-    return 1.0 if pos + neg == 0 else float(binomtest(pos, pos + neg, 0.5).pvalue)
 
 
 def _per_prompt(j: pl.DataFrame, ids: list[str], row: dict) -> pl.DataFrame:
@@ -64,7 +56,7 @@ def seed_rows(
         )
         after, before = pm["bad"].to_numpy(), pm["ref"].to_numpy()
         d = after - before
-        if len(seeds) == 1:
+        if len(seeds) == 1 and np.isin(np.r_[after, before], (0.0, 1.0)).all():  # one seed, one sample
             lo, hi = paired_diff_ci(before.astype(bool), after.astype(bool))
         else:
             lo, hi = bootstrap_ci([after, before], mean_diff, n_resamples, seed, paired=True)

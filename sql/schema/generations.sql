@@ -9,6 +9,7 @@ CREATE TABLE IF NOT EXISTS generations (
     benchmark          VARCHAR NOT NULL,   -- the source's name (harmbench_standard | harmbench_contextual | benign | ...)
     role               VARCHAR,            -- eval (harmful prompts) | benign (an over-refusal set)
     prompt_id          VARCHAR NOT NULL,
+    sample             INTEGER,            -- 0 .. eval.samples - 1: the k-th sampled answer to this prompt
     category           VARCHAR NOT NULL,   -- over-refusal sets: the category the prompt resembles
     kind               VARCHAR,            -- over-refusal sets: why it looks harmful (free-form: homonym, fiction, ...)
     prompt             VARCHAR NOT NULL,

@@ -6,6 +6,7 @@ CREATE TABLE IF NOT EXISTS judgments (
     benchmark          VARCHAR NOT NULL,
     role               VARCHAR,            -- the benchmark's: eval (harmful) | benign (over-refusal set)
     prompt_id          VARCHAR NOT NULL,
+    sample             INTEGER,            -- generations.sample; outcomes are averaged per prompt before testing
     category           VARCHAR NOT NULL,
     judge              VARCHAR NOT NULL,   -- prefix | embedding | llm
     judge_version      VARCHAR NOT NULL,
