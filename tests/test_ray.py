@@ -1,6 +1,6 @@
 """`ealign run --executor ray` on a local Ray head: every step runs as a Ray job, and the result tables
-equal the in-process run's (the session's tiny run), row for row, but for run ids and wall-clock
-figures."""
+equal the in-process run's (the session's tiny run), row for row, but for run ids, wall-clock figures
+and the home's own path."""
 
 import contextlib
 import os
