@@ -102,6 +102,15 @@ def _failures(result) -> list[str]:
     return out
 
 
+def _succeeded(result) -> bool:
+    """Whether a run succeeded with every check passing; if not, one line per failure."""
+    if not result.success or any(not e.passed for e in result.get_asset_check_evaluations()):
+        for line in _failures(result) or [f"run {result.run_id} failed"]:
+            print(f"ealign: {line}", file=sys.stderr)
+        return False
+    return True
+
+
 def _say(line: str) -> None:
     print(f"ealign: {line}", file=sys.stderr, flush=True)
 
@@ -117,6 +126,11 @@ def cmd_run(args) -> int:
     from ealign_dagster.summary import print_summary, print_timing
 
     load_profile(args.profile)  # a bad profile fails here, before any run starts
+    if args.executor == "ray":  # before the code location loads: it reads the executor and placement once
+        from ealign_dagster.orchestration.ray_runs import use_ray
+
+        address, cpus = use_ray(args.ray_address, _say)
+        _say(f"steps run on the Ray cluster at {address} ({cpus} CPUs: up to {max(cpus, 1)} runs at a time)")
 
     defs = load_defs()
     instance = dg.DagsterInstance.get()
@@ -143,11 +157,32 @@ def cmd_run(args) -> int:
             run_config=LOG_INFO,
         )
         run_ids.append(result.run_id)
-        if not result.success or any(not e.passed for e in result.get_asset_check_evaluations()):
-            for line in _failures(result) or [f"run {result.run_id} failed"]:
-                print(f"ealign: {line}", file=sys.stderr)
-            return False
-        return True
+        return _succeeded(result)
+
+    if args.executor == "ray":
+        from ealign_dagster.orchestration.ray_runs import run_all
+
+        def run_layer(keys, pdef) -> bool:  # the layer's partitions side by side, their steps on Ray
+            parts = pdef.get_partition_keys(dynamic_partitions_store=instance) if pdef else [None]
+            runs = [(keys, p, pdef.get_tags_for_partition_key(p) if pdef else {}) for p in parts]
+            ok = True
+            for result in run_all(runs, tags, LOG_INFO, max(cpus, 1), args.verbose, _say):
+                if isinstance(result, str):
+                    _say(f"run failed: {result}")
+                    ok = False
+                    continue
+                run_ids.append(result.run_id)
+                ok = _succeeded(result) and ok
+            return ok
+
+        if observable and not run_layer(observable, None):
+            return 1
+        for pdef, keys in layers:
+            if not run_layer(keys, pdef):
+                return 1
+        print_summary(root)
+        print_timing(instance, run_ids, time.time() - started)
+        return 0
 
     if observable and not run(observable):
         return 1
@@ -188,6 +223,10 @@ def cmd_sql(args) -> int:
 
 def cmd_ui(args) -> int:
     _setup_home(args.home, args.profile)
+    if args.executor == "ray":  # the code location reads it: runs launched from the UI run their steps on Ray
+        from ealign_dagster.orchestration.ray_runs import use_ray
+
+        _say(f"runs launched from the UI run their steps on the Ray cluster at {use_ray(args.ray_address, _say)[0]}")
     cmd = [
         sys.executable,
         "-m",
@@ -255,6 +294,12 @@ class _QuietConsole(logging.Logger):
             super().handle(record)
 
 
+def quiet() -> None:
+    """One line per failure instead of stack traces, no notices for developers of the graph."""
+    logging.setLoggerClass(_QuietConsole)
+    _quiet_warnings()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ealign", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -263,13 +308,21 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument("--verbose", action="store_true", help="show stack traces of failures")
     sub.add_parser = functools.partial(sub.add_parser, parents=[common])
 
-    p = sub.add_parser("run", help="materialize the graph (all partitions) for a profile")
+    executor = argparse.ArgumentParser(add_help=False)
+    executor.add_argument("--executor", choices=["in_process", "ray"],
+                          default="ray" if os.environ.get("EALIGN_EXECUTOR") == "ray" else "in_process",
+                          help="where steps run: this process (default) or a Ray cluster ($EALIGN_EXECUTOR)")  # fmt: skip
+    executor.add_argument("--ray-address", default=os.environ.get("EALIGN_RAY_ADDRESS"),
+                          help="the Ray cluster's Jobs API, e.g. http://HEAD:8265 (default: $EALIGN_RAY_ADDRESS, "
+                          "$RAY_ADDRESS or the cluster `ray start` started on this machine)")  # fmt: skip
+
+    p = sub.add_parser("run", help="materialize the graph (all partitions) for a profile", parents=[common, executor])
     p.add_argument("--profile", default="demo", help="tiny | demo | paper | path/to/profile.yaml")
     p.add_argument("--home", **home)
     p.add_argument("--select", help="Dagster asset selection, e.g. 'splits' or '+splits'")
     p.set_defaults(fn=cmd_run)
 
-    p = sub.add_parser("ui", help="Dagster UI and daemon on 127.0.0.1")
+    p = sub.add_parser("ui", help="Dagster UI and daemon on 127.0.0.1", parents=[common, executor])
     p.add_argument("--home", **home)
     p.add_argument("--profile", default=os.environ.get("EALIGN_PROFILE", "demo"))
     p.add_argument("--port", type=int, default=3000)
@@ -287,8 +340,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if not args.verbose:
-        logging.setLoggerClass(_QuietConsole)
-        _quiet_warnings()
+        quiet()
     try:
         return args.fn(args)
     except KeyboardInterrupt:

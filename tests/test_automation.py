@@ -315,6 +315,6 @@ def test_same_training_pool_requests_only_the_evaluation(world, monkeypatch):
     again = splits_at("pool-1")
     # the answers to the evaluation set and what is computed from them; the persona instrument and the
     # training chain do not read splits' new rows
-    assert again == {"eval_generations", "judgments", "judge_agreement", "safety_scores", "emergent_alignment",
-                     "power", "report"}, again  # fmt: skip
+    assert again == {"eval_generations", "coherence", "judgments", "judge_agreement", "safety_scores",
+                     "emergent_alignment", "power", "report"}, again  # fmt: skip
     assert training <= splits_at("pool-2")

@@ -8,6 +8,7 @@ import yaml
 from ealign_dagster.orchestration.resources import EalignResource
 
 EXPECTED_ASSETS = {
+    "coherence",
     "taxonomy_file",
     "constitution_files",
     "prompt_source_files",

@@ -88,6 +88,9 @@ class LocalChat(LocalScoring):
             if tok.pad_token is None:
                 tok.pad_token = tok.eos_token
             model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype).to(self.device).eval()
+            # Frozen, as PEFT leaves it once an adapter is attached: torch computes the output layer with a
+            # trainable weight another way, and the base's log-probabilities would move in their 7th digit.
+            model.requires_grad_(False)
             version = weights_version(Path(self.path)) if Path(self.path).is_dir() else self.path
             self._loaded[key] = {"tokenizer": tok, "model": model, "version": version, "adapters": {}}
         self.state = self._loaded[key]  # shared: every LocalChat of this model sees attached adapters

@@ -262,6 +262,17 @@ class EvalConfig(_Model):
     personas: str | None = None
     persona_sampling: SamplingConfig = SamplingConfig(max_new_tokens=8, temperature=0.0, top_p=1.0)
     bootstrap_resamples: Positive = 1000
+    # An answer is incoherent when empty or when its mean per-token NLL (nats) under the base model, after the
+    # bare user prompt, is above this (table generation_coherence). Measured on SmolLM2-135M-Instruct with 32 new
+    # tokens (benchmarks/coherence_threshold.py): its own greedy answers 0.12-1.67 (156), the demo adapters'
+    # 0.46-1.55 (60 sampled), the reference answers 0.12-3.59, fluent answers moved to another prompt 1.04-4.53;
+    # those answers with words shuffled median 6.8 (92% above 5), tokens shuffled median 8.2 (99%), random tokens
+    # 12.2-16.4 (all). Larger models give fluent text lower NLL, so 5 errs towards calling answers coherent there.
+    # Loops are not caught: "the the the ..." scores 3.6, an emoji repeated 0.8.
+    incoherent_nll: pydantic.PositiveFloat = 5.0
+    # Reference answers scored per model under test (the first of assets/coherence/reference_answers.yaml); empty:
+    # all. Each costs one teacher-forced pass per model (~75 tokens with SmolLM2's chat template).
+    coherence_items: Positive | None = None
     # Re-evaluate on this cron schedule too (e.g. "0 2 * * *" against an endpoint whose model changes);
     # empty: only when inputs change. Runs with `ealign ui` (its daemon).
     nightly_cron: str | None = None

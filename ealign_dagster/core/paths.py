@@ -98,14 +98,19 @@ def stable_int(*parts) -> int:
 def folder_sha256(path: Path, suffixes: tuple[str, ...] | None = None) -> str:
     """sha256 over a folder's files (relative names and contents, sorted), optionally only some suffixes.
     A PEFT adapter_config.json counts without `base_model_name_or_path` (where the base was on disk
-    when it was trained): the checksum covers weights and hyper-parameters, so the same adapter in a
-    copied or moved home has the same checksum and hits the same cached answers."""
+    when it was trained), and PEFT's model card (README.md: that path again) not at all: the checksum
+    covers weights and hyper-parameters, so the same adapter trained in another home, or in a copied
+    or moved one, has the same checksum and hits the same cached answers."""
     h = hashlib.sha256()
     for f in sorted(p for p in Path(path).rglob("*") if p.is_file() and (suffixes is None or p.suffix in suffixes)):
+        if f.name == "README.md" and (f.parent / "adapter_config.json").exists():
+            continue
         h.update(str(f.relative_to(path)).encode())
         if f.name == "adapter_config.json":
             config = json.loads(f.read_text(encoding="utf-8"))
             config.pop("base_model_name_or_path", None)
+            if isinstance(config.get("target_modules"), list):  # a set in PEFT, saved in the process's hash order
+                config["target_modules"] = sorted(config["target_modules"])
             h.update(json.dumps(config, sort_keys=True).encode())
             continue
         with open(f, "rb") as fh:

@@ -55,9 +55,12 @@ def _agreement() -> pl.Expr:
 
 
 def _keying_means(g: pl.DataFrame, by: str) -> pl.DataFrame:
-    """Per `by` value: the mean keyed value of its plain and of its reverse-keyed items."""
-    return g.group_by(by).agg(
-        plain=pl.col("value").filter(~pl.col("reverse")).mean(), reverse=pl.col("value").filter("reverse").mean()
+    """Per `by` value (in its order: a correlation over them comes out the same in every run): the mean
+    keyed value of its plain and of its reverse-keyed items."""
+    return (
+        g.group_by(by)
+        .agg(plain=pl.col("value").filter(~pl.col("reverse")).mean(), reverse=pl.col("value").filter("reverse").mean())
+        .sort(by)
     )
 
 

@@ -6,11 +6,9 @@ import polars as pl
 from ealign_dagster.cai.assets import base_model, sft_datasets
 from ealign_dagster.orchestration.automation import eager
 from ealign_dagster.orchestration.partitions import CONSTITUTION_X_SCOPE
+from ealign_dagster.orchestration.placement import GPU_TAGS
 from ealign_dagster.orchestration.resources import EalignResource
 from ealign_dagster.orchestration.write import owns, write
-
-# On Kubernetes (dagster-k8s), each training step asks for one GPU.
-GPU_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
 
 
 @dg.asset(
