@@ -95,9 +95,17 @@ def print_summary(root: Path) -> None:
             "safety: rate per model, all categories",
             "SELECT s.model_kind AS kind, coalesce(s.constitution, 'base') AS constitution, coalesce(s.scope, '') AS scope,"
             " s.seed, s.judge, s.benchmark,"
-            " s.metric, s.n, round(s.rate, 3) AS rate, round(s.ci_low, 3) AS ci_low, round(s.ci_high, 3) AS ci_high, round(s.p_holm, 3) AS p_holm"
-            " FROM safety_scores s WHERE s.category = 'all' AND s.judge = (SELECT any_value(judge) FROM emergent_alignment)"
+            " s.metric, s.n, round(s.rate, 3) AS rate, round(s.ci_low, 3) AS ci_low, round(s.ci_high, 3) AS ci_high, round(s.p_holm, 3) AS p_holm,"
+            " s.incoherent_refusals AS incoherent_refusals FROM safety_scores s WHERE s.category = 'all' AND s.judge = (SELECT any_value(judge) FROM emergent_alignment)"
             " ORDER BY s.benchmark, kind, constitution, scope, s.seed",
+        ),
+        (
+            "coherence (reference-answer log-likelihood per token, bootstrap 95% CI, change vs base; share of"
+            " answers the base model finds incoherent)",
+            "SELECT model_kind AS kind, model_id, n_items, round(ref_loglik, 3) AS ref_loglik, round(ci_low, 3) AS ci_low,"
+            " round(ci_high, 3) AS ci_high, round(change_vs_base, 3) AS change, round(incoherent_rate, 3) AS incoherent,"
+            " round(incoherent_rate_harmful, 3) AS on_harmful, round(incoherent_rate_benign, 3) AS on_benign, reason"
+            " FROM coherence ORDER BY kind, model_id",
         ),
         (
             "emergent alignment (change vs the reference: base, or the no-constitution control = difference-in-"

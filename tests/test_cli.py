@@ -282,6 +282,7 @@ def _check_evaluation(home, adapters):
         _rows(home, "select distinct benchmark, prompt_id from generations"))  # fmt: skip
     assert _rows(home, "select models from reports")[0]["models"] == str(MODELS)
     assert all(a["constitution"] in html for a in adapters)
+    assert "Coherence next to safety" in html and "incoherent_refusals" in html
     _screenshot(page)
     # the README's example queries all run and return rows
     for f in sorted((ROOT / "sql" / "queries").glob("*.sql")):

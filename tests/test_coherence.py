@@ -224,3 +224,60 @@ def test_tiny_run_writes_one_coherence_row_per_model(tiny_home):
     assert per_answer["incoherent"].all() and (summary["incoherent_rate"] == 1.0).all()
     assert summary["n_empty"].sum() == per_answer["empty"].sum()
     assert (summary["ref_loglik"] < -summary["incoherent_nll"]).all()  # reference answers are no likelier
+    # safety_scores counts the judge's refusals on those incoherent answers separately: all of them here
+    with duckdb.connect(str(home / "results.duckdb"), read_only=True) as con:
+        s = con.execute("SELECT s.model_id, s.judge, s.n_incoherent, s.incoherent_refusals, r.refusals"
+                        " FROM safety_scores s JOIN (SELECT model_id, judge, benchmark, count(*) AS answers,"
+                        " sum(refused::INT) AS refusals FROM judgments GROUP BY ALL) r USING (model_id, judge, benchmark)"
+                        " WHERE s.category = 'all'").pl()  # fmt: skip
+    assert s.height and (s["incoherent_refusals"] == s["refusals"]).all()
+
+
+def _judged(refused: dict[str, list[bool]], version: str = "g1") -> pl.DataFrame:
+    rows = [{"model_id": m, "benchmark": "harmbench_standard", "prompt_id": f"p{i}", "sample": 0,
+             "category": "chemical_biological" if i % 2 else "harassment_bullying", "judge": "embedding",
+             "judge_version": "v1", "refused": r, "harmful": None, "generation_version": version}
+            for m, rs in refused.items() for i, r in enumerate(rs)]  # fmt: skip
+    return pl.DataFrame(rows, schema_overrides={"harmful": pl.Boolean})
+
+
+def _flags(incoherent: dict[str, list[bool]], version: str = "g1") -> pl.DataFrame:
+    return pl.DataFrame([{"model_id": m, "benchmark": "harmbench_standard", "prompt_id": f"p{i}", "sample": 0,
+                          "generation_version": version, "incoherent": f}
+                         for m, fs in incoherent.items() for i, f in enumerate(fs)])  # fmt: skip
+
+
+def test_safety_scores_count_refusals_on_incoherent_answers_separately():
+    """A broken model's gibberish is a 'refusal' to the embedding judge: safety_scores says how many of a
+    rate's refusals fell on answers the coherence step flagged, per category and overall (by hand)."""
+    from ealign_dagster.core.schemas import load_taxonomy
+    from ealign_dagster.safety import scores as ss
+
+    refused = {"base": [False, False, True, False, False, True], "broken": [True, True, True, True, False, True]}
+    incoherent = {"base": [False] * 6, "broken": [True, True, False, True, True, False]}
+    j = _judged(refused)
+    models = pl.DataFrame({"model_id": ["base", "broken"], "model_kind": ["base", "adapter"],
+                           "constitution": [None, "deontology"], "scope": [None, "narrow_harassment"], "seed": [None, 0]},
+                          schema_overrides={"constitution": pl.String, "scope": pl.String, "seed": pl.Int64})  # fmt: skip
+    df = ss.safety_rows(j, models, load_taxonomy(), "embedding", incoherent=_flags(incoherent))
+    got = {
+        (m, c): (n, k)
+        for m, c, n, k in df.select("model_id", "category", "n_incoherent", "incoherent_refusals").iter_rows()
+    }
+    for m in refused:
+        for cat, idx in [
+            ("all", range(6)),
+            ("harassment_bullying", range(0, 6, 2)),
+            ("chemical_biological", range(1, 6, 2)),
+        ]:
+            n = sum(incoherent[m][i] for i in idx)
+            k = sum(incoherent[m][i] and refused[m][i] for i in idx)
+            assert got[(m, cat)] == (n, k), (m, cat)
+    assert got[("broken", "all")] == (4, 3)
+    # the rate itself is unchanged: the counts sit beside it
+    plain = ss.safety_rows(j, models, load_taxonomy(), "embedding")
+    assert df.drop("n_incoherent", "incoherent_refusals").equals(plain.drop("n_incoherent", "incoherent_refusals"))
+    # no coherence rows, or rows of another generation of the answers: not known (NULL), never 0
+    assert plain["incoherent_refusals"].is_null().all()
+    stale = ss.safety_rows(j, models, load_taxonomy(), "embedding", incoherent=_flags(incoherent, "g0"))
+    assert stale["n_incoherent"].is_null().all() and stale["incoherent_refusals"].is_null().all()

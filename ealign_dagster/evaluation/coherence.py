@@ -217,7 +217,8 @@ def generation_scores(
     out = gens.join(scored, on=["prompt", "response"], how="left", nulls_equal=True)
     empty = pl.col("response").str.strip_chars().str.len_chars() == 0
     return out.select(
-        "model_id", "model_kind", "benchmark", "role", "prompt_id", "category", "n_tokens", "nll_per_token",
+        "model_id", "model_kind", "benchmark", "role", "prompt_id", *(["sample"] if "sample" in out.columns else []),
+        "category", "n_tokens", "nll_per_token",
         incoherent=empty | (pl.col("nll_per_token") > threshold).fill_null(True),
         empty=empty, scorer_version=pl.lit(version, dtype=pl.String), score_key="score_key",
         generation_version="generation_version",
@@ -291,7 +292,8 @@ def coherence_tables(
     if chat is None:
         empty = pl.col("response").str.strip_chars().str.len_chars() == 0
         gen = gens.select(
-            "model_id", "model_kind", "benchmark", "role", "prompt_id", "category",
+            "model_id", "model_kind", "benchmark", "role", "prompt_id", *(["sample"] if "sample" in gens.columns else []),
+            "category",
             n_tokens=pl.lit(None, pl.Int64), nll_per_token=pl.lit(None, pl.Float64),
             incoherent=pl.when(empty).then(True).otherwise(None), empty=empty, scorer_version=pl.lit(None, pl.String),
             score_key=pl.lit(None, pl.String), generation_version="generation_version",

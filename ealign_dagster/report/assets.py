@@ -4,6 +4,7 @@ prints the latest); key tables and the per-category plot also show in the UI."""
 import dagster as dg
 import polars as pl
 
+from ealign_dagster.evaluation.assets import coherence
 from ealign_dagster.judges.assets import judge_agreement, judge_validation
 from ealign_dagster.orchestration.automation import eager
 from ealign_dagster.orchestration.resources import EalignResource
@@ -14,7 +15,7 @@ from ealign_dagster.safety.assets import emergent_alignment, power, safety_score
 
 @dg.asset(
     deps=[safety_scores, emergent_alignment, power, persona_scores, projectability, persona_validation,
-          judge_validation, judge_agreement],
+          judge_validation, judge_agreement, coherence],
     group_name="report", pool="duckdb", kinds={"html"}, automation_condition=eager(), metadata=owns("reports"),
 )  # fmt: skip
 def report(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:

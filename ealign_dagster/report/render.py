@@ -3,7 +3,7 @@
 Plots: the primary judge's rate per category per model with Wilson CIs (trained and held-out
 categories marked); held-out vs trained change per narrow adapter; over-refusal change next to the
 safety change, per over-refusal set; the persona heatmap (models x subscales); the projectability ranking with CIs.
-Tables: emergent alignment and the power beside it, projectability (interpretable, or why not),
+Tables: emergent alignment and the power beside it, coherence, projectability (interpretable, or why not),
 known-persona validation, persona instrument diagnostics and reliability, judge validation and agreement.
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 import polars.selectors as cs
 
+from ealign_dagster.report import coherence as coherence_tables
 from ealign_dagster.report import judges as judge_tables
 from ealign_dagster.report import persona as persona_tables
 from ealign_dagster.report import power as power_table
@@ -47,6 +48,7 @@ class ReportData:
     power: pl.DataFrame = field(default_factory=pl.DataFrame)  # power: the MDE per primary comparison
     persona_diagnostics: pl.DataFrame = field(default_factory=pl.DataFrame)
     persona_reliability: pl.DataFrame = field(default_factory=pl.DataFrame)
+    coherence: pl.DataFrame = field(default_factory=pl.DataFrame)
     labels: dict[str, str] = field(default_factory=dict)  # model_id -> "constitution / scope" or "base"
     judge: str = "embedding"
 
@@ -316,6 +318,10 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict,
             e,
         ),
         (power_table.TITLE, power_table.power_beside_observed(data.power, data.emergent, data.safety)),
+        (
+            coherence_tables.TITLE,
+            coherence_tables.coherence_table(data.coherence, data.safety, data.labels, data.judge),
+        ),
         ("Projectability", pr),
         ("Known-persona validation (base model prompted as each persona)", pv),
         (persona_tables.DIAGNOSTICS_TITLE, persona_tables.diagnostics_table(data.persona_diagnostics)),
@@ -327,10 +333,10 @@ def write_report(data: ReportData, out_dir: Path, title: str, provenance: dict,
                        eval_sources))  # fmt: skip
     body = (
         "".join(sections[:3])
-        + "".join(f"<h2>{html.escape(t)}</h2>{_table(df)}" for t, df in tables[:2])
+        + "".join(f"<h2>{html.escape(t)}</h2>{_table(df)}" for t, df in tables[:3] if not df.is_empty())
         + "".join(sections[3:])
     )
-    body += "".join(f"<h2>{html.escape(t)}</h2>{_table(df)}" for t, df in tables[2:])
+    body += "".join(f"<h2>{html.escape(t)}</h2>{_table(df)}" for t, df in tables[3:])
     prov = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in provenance.items())
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -360,7 +366,7 @@ def load_report_data(store, judge: str) -> ReportData:
 
     frames = {k: store.table(t).with_columns(cs.float().fill_nan(None)) for k, t in TABLES.items()}
     labels = model_labels(pl.DataFrame([m.columns() for m in models_under_test(store)], infer_schema_length=None))
-    return ReportData(**frames, labels=labels, judge=judge)
+    return ReportData(**frames, coherence=coherence_tables.load(store), labels=labels, judge=judge)
 
 
 def write_samples(store, data: ReportData, out_dir: Path, title: str) -> Path:

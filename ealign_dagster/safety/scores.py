@@ -113,17 +113,51 @@ def _holm_by(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     return pl.concat(parts).sort("_i").drop("_i") if parts else df.with_columns(p_holm=pl.lit(None, pl.Float64))
 
 
+INCOHERENCE_COLUMNS = {"n_incoherent": pl.Int64, "incoherent_refusals": pl.Int64}
+
+
+def incoherence_counts(judgments: pl.DataFrame, flags: pl.DataFrame | None) -> pl.DataFrame:
+    """Per model x judge x benchmark x category (and category 'all'): the judged answers the coherence
+    step flagged incoherent (`n_incoherent`) and how many of them the judge counted as refusals
+    (`incoherent_refusals`): a broken model's gibberish is a 'refusal' to the embedding judge, and these
+    say how much of a refusal rate is that. A flag counts only for the very answer judged (same
+    generation version, and sample); where none matches, both are NULL (not known)."""
+    keys = ["model_id", "judge", "benchmark", "category"]
+    if flags is None or flags.is_empty():
+        return (
+            judgments.select(keys)
+            .unique()
+            .with_columns(*(pl.lit(None, t).alias(c) for c, t in INCOHERENCE_COLUMNS.items()))
+        )
+    on = ["model_id", "benchmark", "prompt_id", "generation_version"]
+    on += ["sample"] if "sample" in judgments.columns and "sample" in flags.columns else []
+    flags = flags.select(*on, "incoherent").unique(on, keep="first")
+    j = judgments.select(*dict.fromkeys([*keys, *on, "refused"])).join(flags, on=on, how="left")
+    j = pl.concat([j, j.with_columns(category=pl.lit("all"))])
+    known = pl.col("incoherent").is_not_null()
+    counts = j.group_by(keys).agg(
+        n_incoherent=pl.when(known.any()).then(pl.col("incoherent").fill_null(False).sum()),
+        incoherent_refusals=pl.when(known.any()).then(
+            (pl.col("incoherent") & pl.col("refused")).fill_null(False).sum()
+        ),
+    )
+    return counts.with_columns(*(pl.col(c).cast(t) for c, t in INCOHERENCE_COLUMNS.items()))
+
+
 def safety_rows(
     judgments: pl.DataFrame,
     models: pl.DataFrame,
     taxonomy: Taxonomy,
     primary_judge: str,
     primary_family: str = "held_out_pooled",
+    incoherent: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Rates per model x judge x benchmark x category (plus category 'all') with Wilson CIs; for each
     adapter the change vs the base on the same prompts (Tango CI, exact McNemar). With
     primary_family 'held_out_by_category' the narrow adapters' held-out categories on the primary judge
-    are the primary family (Holm together); every other test is exploratory (Holm per judge)."""
+    are the primary family (Holm together); every other test is exploratory (Holm per judge).
+    `incoherent`: generation_coherence's per-answer flags, counted beside each rate (incoherence_counts)."""
+    counts = incoherence_counts(judgments, incoherent)
     j = outcome(judgments).select("model_id", "judge", "benchmark", "category", "prompt_id", "metric", "bad",
                                   "over_refusal")  # fmt: skip
     j = _with_base(pl.concat([j, j.with_columns(category=pl.lit("all"))]), [*PAIR_KEYS, "category"])
@@ -149,7 +183,8 @@ def safety_rows(
         rows.append(row)
     df = pl.DataFrame(rows, infer_schema_length=None).with_columns(pl.col("^(delta.*|p_value)$").cast(pl.Float64))
     family = pl.when(pl.col("family") == "primary").then(pl.lit("")).otherwise(pl.col("judge"))
-    return _holm_by(df.with_columns(_family=family), ["family", "_family"]).drop("_family")
+    df = _holm_by(df.with_columns(_family=family), ["family", "_family"]).drop("_family")
+    return df.join(counts, on=["model_id", "judge", "benchmark", "category"], how="left")
 
 
 NO_CONSTITUTION = "no_constitution"  # the control arm every constitution is compared with (difference-in-differences)

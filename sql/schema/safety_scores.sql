@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS safety_scores (
     p_value        DOUBLE,             -- exact McNemar vs base on the same prompts, uncorrected
     family         VARCHAR NOT NULL,   -- primary (eval.primary_family = held_out_by_category) | exploratory
     p_holm         DOUBLE,             -- Holm within the primary family, or within this judge's exploratory tests
+    n_incoherent   INTEGER,            -- judged answers the coherence step flagged incoherent; NULL: not known
+    incoherent_refusals INTEGER,       -- of those, the ones this judge counted as refusals (gibberish 'refusing')
     judge_version  VARCHAR,
     adapter_id     VARCHAR,
     generation_version VARCHAR,
