@@ -107,3 +107,54 @@ def test_gpu_count_follows_the_cluster():
     assert RayExecutionConfig.from_tags(placement.gpu_tags(1)).num_gpus == 1
     assert RayExecutionConfig.from_tags(placement.gpu_tags(0)).num_gpus == 0
     assert json.loads(placement.gpu_tags(0)[placement.K8S_TAG]) == {}
+
+
+def test_steps_whose_model_is_on_an_endpoint_ask_for_no_gpu():
+    """The paper profile serves the teacher and the evaluation model from endpoints: the steps that only
+    call them ask for no GPU; training, the local student's generation and coherence scoring do. On
+    the tiny profile (every model local) every model step asks for one."""
+    from dagster_ray.configs import RayExecutionConfig
+
+    from ealign_dagster.core.config import load_profile
+
+    def gpus(role, profile):
+        return RayExecutionConfig.from_tags(placement.model_tags(role, load_profile(profile))).num_gpus
+
+    paper = {r: gpus(r, "paper") for r in ("train", "student", "teacher", "eval", "scoring")}
+    assert paper == {"train": 1, "student": 1, "teacher": 0, "eval": 0, "scoring": 1}
+    assert {gpus(r, "tiny") for r in ("train", "student", "teacher", "eval", "scoring")} == {1}
+
+
+TAGS_OF_THE_MODEL_STEPS = """
+import json
+import dagster as dg
+from ealign_dagster.definitions import stage_modules
+from ealign_dagster.orchestration import placement
+steps = {"adapters", "initial_responses", "cai_revisions", "eval_generations", "coherence", "persona_responses",
+         "persona_validation"}
+assets = [a for a in dg.load_assets_from_modules(stage_modules()) if isinstance(a, dg.AssetsDefinition)]
+print(json.dumps({a.key.to_user_string(): {k: a.op.tags.get(k) for k in (placement.K8S_TAG, placement.RAY_TAG)}
+                  for a in assets if a.key.to_user_string() in steps}))
+"""
+
+
+def test_each_model_step_reads_its_own_model(k8s_env):
+    """The definitions, loaded as a step process loads them with EALIGN_PROFILE=paper, tag each model
+    step by the model it loads; the training pod gets a GPU, the evaluation pod none."""
+    import os
+    import subprocess
+    import sys
+
+    from ealign_dagster.core.config import load_profile
+
+    out = subprocess.run([sys.executable, "-c", TAGS_OF_THE_MODEL_STEPS], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in os.environ.items() if k != "EALIGN_EXECUTOR"})  # fmt: skip
+    tags = json.loads(out.stdout.strip().splitlines()[-1])
+    roles = {"adapters": "train", "initial_responses": "student", "cai_revisions": "teacher",
+             "eval_generations": "eval", "coherence": "scoring", "persona_responses": "eval",
+             "persona_validation": "eval"}  # fmt: skip
+    assert set(tags) == set(roles)
+    for step, role in roles.items():
+        assert tags[step] == placement.model_tags(role, load_profile("paper")), step
+    assert "nvidia.com/gpu" not in json.dumps(step_pod(k8s_env, tags["eval_generations"])["containers"][0])
+    assert "nvidia.com/gpu" in json.dumps(step_pod(k8s_env, tags["adapters"])["containers"][0])

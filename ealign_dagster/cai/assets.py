@@ -9,7 +9,7 @@ from ealign_dagster.inputs.assets import constitution_files
 from ealign_dagster.orchestration.automation import eager, on_training_data
 from ealign_dagster.orchestration.checks import expectation_specs
 from ealign_dagster.orchestration.partitions import CONSTITUTION_X_SCOPE, CONSTITUTIONS
-from ealign_dagster.orchestration.placement import GPU_TAGS
+from ealign_dagster.orchestration.placement import model_tags
 from ealign_dagster.orchestration.resources import EalignResource
 from ealign_dagster.orchestration.write import counts_md, owns, upstream_versions, write, write_checked
 from ealign_dagster.splits.assets import splits
@@ -29,7 +29,7 @@ def base_model(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.
 
 @dg.asset(deps=[dg.AssetDep(splits, partition_mapping=dg.AllPartitionMapping()), base_model],
           **(GROUP | dict(automation_condition=on_training_data())), kinds={"pytorch", "duckdb"},
-          metadata=owns("initial_responses"), op_tags=GPU_TAGS)  # fmt: skip
+          metadata=owns("initial_responses"), op_tags=model_tags("student"))  # fmt: skip
 def initial_responses(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
     """The helpful-only student's answer to every training prompt of every scope."""
     from ealign_dagster.cai.revise import initial_answers
@@ -45,7 +45,7 @@ def initial_responses(context: dg.AssetExecutionContext, ealign: EalignResource)
 
 
 @dg.asset(deps=[initial_responses, constitution_files], partitions_def=CONSTITUTIONS, **GROUP,
-          kinds={"pytorch", "duckdb"}, metadata=owns("cai_revisions"), op_tags=GPU_TAGS)  # fmt: skip
+          kinds={"pytorch", "duckdb"}, metadata=owns("cai_revisions"), op_tags=model_tags("teacher"))  # fmt: skip
 def cai_revisions(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
     """Critique -> revision under one constitution (or control arm) for every initial answer, once per
     replicate seed, with the acceptance filter."""

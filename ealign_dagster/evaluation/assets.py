@@ -9,7 +9,7 @@ import polars as pl
 from ealign_dagster.cai.assets import base_model
 from ealign_dagster.inputs.assets import benign_prompts_file
 from ealign_dagster.orchestration.automation import evaluation
-from ealign_dagster.orchestration.placement import GPU_TAGS
+from ealign_dagster.orchestration.placement import model_tags
 from ealign_dagster.orchestration.resources import EalignResource
 from ealign_dagster.orchestration.write import counts_md, md_table, owns, write
 from ealign_dagster.splits.assets import splits
@@ -22,7 +22,7 @@ EVAL = dict(group_name="evaluation", pool="duckdb", automation_condition=evaluat
 @dg.asset(
     deps=[dg.AssetDep(adapters, partition_mapping=ALL), base_model, dg.AssetDep(splits, partition_mapping=ALL),
           benign_prompts_file],
-    kinds={"pytorch", "duckdb"}, metadata=owns("generations", "adapter_canary"), op_tags=GPU_TAGS, **EVAL,
+    kinds={"pytorch", "duckdb"}, metadata=owns("generations", "adapter_canary"), op_tags=model_tags("eval"), **EVAL,
 )  # fmt: skip
 def eval_generations(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
     """Greedy answers of the base and every adapter to the evaluation prompts and the look-alikes,
@@ -49,7 +49,7 @@ COHERENCE_SHOWN = ["model_id", "model_kind", "n_items", "ref_loglik", "ci_low", 
 
 
 @dg.asset(deps=[eval_generations], kinds={"pytorch", "duckdb"},
-          metadata=owns("coherence", "generation_coherence", "coherence_items"), op_tags=GPU_TAGS, **EVAL)  # fmt: skip
+          metadata=owns("coherence", "generation_coherence", "coherence_items"), op_tags=model_tags("scoring"), **EVAL)  # fmt: skip
 def coherence(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
     """Coherence next to safety: per model, the log-likelihood of reference answers to benign questions
     (bootstrap CI, paired change vs base) and the share of its answers the base model finds incoherent;

@@ -6,7 +6,7 @@ dagster-ray's `dagster-ray/config` op tag (the step job's `num_gpus`). Every ste
 included, asks Ray for `RAY_STEP_CPUS` CPUs through the executor's config, so Ray never runs more
 steps on a node than it has CPUs. `EALIGN_STEP_GPUS` sets the GPUs of a model step (default 1);
 `ealign run --executor ray` sets it to 0 on a cluster without GPUs, where a GPU request would wait
-forever.
+forever. A generation step whose model the profile serves from an endpoint asks for no GPU.
 """
 
 from __future__ import annotations
@@ -33,8 +33,29 @@ def gpu_tags(gpus: int | None = None) -> dict[str, str]:
     return {K8S_TAG: json.dumps(k8s), RAY_TAG: json.dumps({"num_gpus": n})}
 
 
-# Training and local generation (the steps that load a model).
-GPU_TAGS = gpu_tags()
+def loads_weights(role: str, profile=None) -> bool:
+    """Does a step of this role load a model here, in the profile (default: EALIGN_PROFILE's)?
+    'train': always; 'student' / 'teacher': that model's backend is local; 'eval': the evaluation model
+    (eval.model, else the student) is local; 'scoring': either is (coherence scores on local weights)."""
+    if role == "train":
+        return True
+    if profile is None:
+        from ealign_dagster.core.config import load_profile
+
+        try:
+            profile = load_profile(os.environ.get("EALIGN_PROFILE", "demo"))
+        except Exception:  # no readable profile: ask for what a local model needs
+            return True
+    local = {"student": profile.student.backend == "local", "teacher": profile.teacher.backend == "local"}
+    local["eval"] = (profile.eval.model or profile.student).backend == "local"
+    local["scoring"] = local["eval"] or local["student"]
+    return local[role]
+
+
+def model_tags(role: str, profile=None) -> dict[str, str]:
+    """Op tags of a step that trains or generates with `role`'s model: a GPU where the model runs
+    locally, none where an endpoint serves it (a GPU request would hold a GPU the step never uses)."""
+    return gpu_tags(None if loads_weights(role, profile) else 0)
 
 
 def k8s_executor_config(image: str, home: str, claim: str) -> dict:

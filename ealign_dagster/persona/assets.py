@@ -8,7 +8,7 @@ import polars as pl
 from ealign_dagster.cai.assets import base_model
 from ealign_dagster.inputs.assets import constitution_files, persona_item_bank
 from ealign_dagster.orchestration.automation import eager, evaluation
-from ealign_dagster.orchestration.placement import GPU_TAGS
+from ealign_dagster.orchestration.placement import model_tags
 from ealign_dagster.orchestration.resources import EalignResource
 from ealign_dagster.orchestration.write import md_table, owns, write
 from ealign_dagster.training.assets import adapters
@@ -40,7 +40,7 @@ def _with_ids(df: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
 
 @dg.asset(
     deps=[dg.AssetDep(adapters, partition_mapping=ALL), base_model, persona_item_bank], **GROUP,
-    automation_condition=evaluation(), metadata=owns("persona_items"), op_tags=GPU_TAGS,
+    automation_condition=evaluation(), metadata=owns("persona_items"), op_tags=model_tags("eval"),
 )  # fmt: skip
 def persona_responses(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
     """Every model's answers to the persona items: Likert log-probabilities and coded replies."""
@@ -61,7 +61,7 @@ def persona_responses(context: dg.AssetExecutionContext, ealign: EalignResource)
 
 @dg.asset(deps=[base_model, constitution_files, persona_item_bank], **GROUP, automation_condition=eager(),
           metadata=owns("persona_validation", "persona_validation_items", "persona_validation_scores"),
-          op_tags=GPU_TAGS)  # fmt: skip
+          op_tags=model_tags("eval"))  # fmt: skip
 def persona_validation(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
     """Known-persona check of the instrument: the base model system-prompted as each known persona (the
     profile's personas file, or each constitution's) should land highest on that persona's framework."""

@@ -6,14 +6,14 @@ import polars as pl
 from ealign_dagster.cai.assets import base_model, sft_datasets
 from ealign_dagster.orchestration.automation import eager
 from ealign_dagster.orchestration.partitions import CONSTITUTION_X_SCOPE
-from ealign_dagster.orchestration.placement import GPU_TAGS
+from ealign_dagster.orchestration.placement import model_tags
 from ealign_dagster.orchestration.resources import EalignResource
 from ealign_dagster.orchestration.write import owns, write
 
 
 @dg.asset(
     deps=[sft_datasets, base_model], partitions_def=CONSTITUTION_X_SCOPE, group_name="training",
-    automation_condition=eager(), pool="train", op_tags=GPU_TAGS, kinds={"pytorch"},
+    automation_condition=eager(), pool="train", op_tags=model_tags("train"), kinds={"pytorch"},
     metadata=owns("adapters", "train_log"),
 )  # fmt: skip
 def adapters(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
