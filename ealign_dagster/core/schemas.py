@@ -68,6 +68,15 @@ class _Strict(pydantic.BaseModel):
 NonEmpty = pydantic.constr(min_length=1)
 
 
+def unique_ids(items: list, what: str) -> list:
+    """A validator's check that no two items share an `id`: names the repeated ones."""
+    ids = [i.id for i in items]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ValueError(f"{what} listed twice: {', '.join(dup)}")
+    return items
+
+
 def _framework(v: str) -> str:
     if v not in FRAMEWORKS:
         raise ValueError(f"must be one of {', '.join(FRAMEWORKS)}")
@@ -101,11 +110,7 @@ class Constitution(_Strict):
     @pydantic.field_validator("principles")
     @classmethod
     def _unique_ids(cls, v: list[Principle]) -> list[Principle]:
-        ids = [p.id for p in v]
-        dup = sorted({i for i in ids if ids.count(i) > 1})
-        if dup:
-            raise ValueError(f"duplicate principle ids {dup}")
-        return v
+        return unique_ids(v, "principle ids")
 
 
 class Scope(_Strict):

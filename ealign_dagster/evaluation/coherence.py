@@ -27,7 +27,7 @@ import pydantic
 
 from ealign_dagster.core.config import Profile
 from ealign_dagster.core.paths import Home, assets_dir, file_version
-from ealign_dagster.core.schemas import _validate, read_yaml
+from ealign_dagster.core.schemas import _validate, read_yaml, unique_ids
 from ealign_dagster.evaluation.models import COLUMN_TYPES, ModelUnderTest, attach
 
 REFERENCE_FILE = "coherence/reference_answers.yaml"
@@ -50,11 +50,7 @@ class ReferenceFile(pydantic.BaseModel):
     @pydantic.field_validator("items")
     @classmethod
     def _unique_ids(cls, v: list[ReferenceItem]) -> list[ReferenceItem]:
-        ids = [i.id for i in v]
-        dup = sorted({i for i in ids if ids.count(i) > 1})
-        if dup:
-            raise ValueError(f"ids listed twice: {', '.join(dup)}")
-        return v
+        return unique_ids(v, "ids")
 
 
 def reference_items() -> tuple[pl.DataFrame, str]:
