@@ -12,7 +12,7 @@ from ealign_dagster.orchestration.partitions import sync_constitutions
 
 PER_CONSTITUTION = {"cai_revisions", "sft_datasets", "adapters"}
 # Evaluation covers every model under test in one step (unchanged models come from the cache).
-EVALUATION = {"eval_generations", "judgments", "persona_responses"}
+EVALUATION = {"eval_generations", "coherence", "judgments", "persona_responses"}
 AGGREGATES = {
     "judge_agreement",
     "safety_scores",
