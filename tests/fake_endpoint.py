@@ -10,7 +10,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ealign_dagster.core.chat import CANARY_PROMPTS
 
 
-class Endpoint:
+class Served:
+    """An HTTP server on 127.0.0.1 (a free port) in a daemon thread while the `with` block runs."""
+
+    def serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Endpoint(Served):
     def __init__(self):
         self.script: list = []  # per request, in order: 200 | 429 | 500 | 404 | ("sleep", s)
         self.reply = None  # optional: request body -> reply text
@@ -108,14 +125,4 @@ class Endpoint:
                     with endpoint.lock:
                         endpoint.in_flight -= 1
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)

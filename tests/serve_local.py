@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from ealign_dagster.core.chat import LocalChat, Request, load_chat
 from ealign_dagster.core.config import ModelConfig
 from ealign_dagster.core.paths import Home
+from tests.fake_endpoint import Served
 
 MAX_LOGPROBS = 20  # vLLM's default --max-logprobs
 
@@ -47,7 +48,7 @@ def _own_weights(cfg: ModelConfig, home: Home) -> LocalChat:
         LocalChat._loaded = shared
 
 
-class LocalServer:
+class LocalServer(Served):
     """`with LocalServer(cfg, home, "tiny", {"virtue-broad": path}) as s:` then point an OpenAI client
     at `s.url`. cfg: the local model (the profile's student); served_model_name: the base's name."""
 
@@ -102,9 +103,7 @@ class LocalServer:
                 except Exception as e:  # a bug here, said to the client instead of a dropped connection
                     self._error(500, "InternalServerError", f"{type(e).__name__}: {e}")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(Handler)
 
     def model_cards(self) -> list[dict]:
         """vLLM's /v1/models: the base (root: its weights) and each adapter (root: its folder, parent: the base)."""
@@ -159,11 +158,3 @@ class LocalServer:
                 "total_tokens": result.prompt_tokens + result.completion_tokens,
             },  # fmt: skip
         }
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
