@@ -281,3 +281,8 @@ def test_safety_scores_count_refusals_on_incoherent_answers_separately():
     assert plain["incoherent_refusals"].is_null().all()
     stale = ss.safety_rows(j, models, load_taxonomy(), "embedding", incoherent=_flags(incoherent, "g0"))
     assert stale["n_incoherent"].is_null().all() and stale["incoherent_refusals"].is_null().all()
+    # one answer without a flag: its category and 'all' are not known; the other category still is
+    partial = _flags(incoherent).filter(~((pl.col("model_id") == "broken") & (pl.col("prompt_id") == "p1")))
+    got = ss.safety_rows(j, models, load_taxonomy(), "embedding", incoherent=partial).filter(model_id="broken")
+    counts = {c: (n, k) for c, n, k in got.select("category", "n_incoherent", "incoherent_refusals").iter_rows()}
+    assert counts == {"all": (None, None), "chemical_biological": (None, None), "harassment_bullying": (2, 1)}

@@ -121,7 +121,7 @@ def incoherence_counts(judgments: pl.DataFrame, flags: pl.DataFrame | None) -> p
     step flagged incoherent (`n_incoherent`) and how many of them the judge counted as refusals
     (`incoherent_refusals`): a broken model's gibberish is a 'refusal' to the embedding judge, and these
     say how much of a refusal rate is that. A flag counts only for the very answer judged (same
-    generation version, and sample); where none matches, both are NULL (not known)."""
+    generation version, and sample); where an answer of the group has none, both are NULL (not known)."""
     keys = ["model_id", "judge", "benchmark", "category"]
     if flags is None or flags.is_empty():
         return (
@@ -136,8 +136,8 @@ def incoherence_counts(judgments: pl.DataFrame, flags: pl.DataFrame | None) -> p
     j = pl.concat([j, j.with_columns(category=pl.lit("all"))])
     known = pl.col("incoherent").is_not_null()
     counts = j.group_by(keys).agg(
-        n_incoherent=pl.when(known.any()).then(pl.col("incoherent").fill_null(False).sum()),
-        incoherent_refusals=pl.when(known.any()).then(
+        n_incoherent=pl.when(known.all()).then(pl.col("incoherent").sum()),
+        incoherent_refusals=pl.when(known.all()).then(
             (pl.col("incoherent") & pl.col("refused")).fill_null(False).sum()
         ),
     )
