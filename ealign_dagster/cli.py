@@ -48,8 +48,11 @@ def _setup_home(home: str | None, profile: str | None = None) -> Path:
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    if profile:
-        os.environ["EALIGN_PROFILE"] = profile
+    if profile:  # a path as an absolute one: step processes (Ray jobs, pods) start in other folders
+        from ealign_dagster.core.config import profile_path
+
+        named = Path(profile).suffix not in (".yaml", ".yml")
+        os.environ["EALIGN_PROFILE"] = profile if named else str(profile_path(profile))
     return root
 
 

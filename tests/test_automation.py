@@ -42,6 +42,7 @@ def world(assets_copy, monkeypatch):
         "constitution_files",
         "benign_prompts_file",
         "persona_item_bank",
+        "coherence_reference_file",
         "prompt_source_files",
     }
     for e in tick.asset_events:
@@ -181,6 +182,14 @@ def test_editing_the_item_bank_reruns_only_persona_scoring(world):
     assert requested == {
         (a, None) for a in ("persona_responses", "persona_validation", "persona_scores", "projectability", "report")
     }
+
+
+def test_editing_the_reference_answers_reruns_only_coherence_and_what_reads_it(world):
+    tick = _edit_and_observe(
+        world, world["assets"] / "coherence" / "reference_answers.yaml", 'answer: "Put the egg', 'answer: "Gently put the egg',
+    )  # fmt: skip
+    assert [e.asset_key.to_user_string() for e in tick.asset_events] == ["coherence_reference_file"]
+    assert _drain(world) == {(a, None) for a in ("coherence", "safety_scores", "report")}
 
 
 def test_editing_the_taxonomy_reruns_splits_and_everything_below(world):

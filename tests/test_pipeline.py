@@ -21,6 +21,7 @@ EXPECTED_ASSETS = {
     "adapters",
     "benign_prompts_file",
     "persona_item_bank",
+    "coherence_reference_file",
     "eval_generations",
     "judgments",
     "judge_agreement",

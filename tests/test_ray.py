@@ -172,3 +172,23 @@ def test_definitions_run_steps_on_ray(monkeypatch):
     assert exe.name == "ray" and config["address"] == "http://10.0.0.5:8265" and config["num_cpus"] == 1
     assert {"EALIGN_HOME", "EALIGN_PROFILE"} <= set(config["env_vars"])
     assert f"PATH={Path(sys.executable).parent}:${{PATH}}" in config["env_vars"]
+
+
+def test_a_profile_path_reaches_the_steps_as_an_absolute_path(tmp_path, monkeypatch):
+    """A Ray job (or a pod) starts in its own folder: a relative `--profile my.yaml` is sent as an
+    absolute path, a profile name as the name."""
+    from ealign_dagster import cli
+    from ealign_dagster.core.config import load_profile
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "lab.yaml").write_text((ROOT / "assets" / "profiles" / "tiny.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    for k in ("EALIGN_PROFILE", "EALIGN_HOME", "DAGSTER_HOME"):
+        monkeypatch.delenv(k, raising=False)
+    cli._setup_home(str(tmp_path / "h"), "mine/lab.yaml")
+    sent = os.environ["EALIGN_PROFILE"]
+    assert sent == str(tmp_path / "mine" / "lab.yaml")
+    monkeypatch.chdir("/")  # where a step process may start
+    assert load_profile(sent).name == load_profile("tiny").name
+    cli._setup_home(str(tmp_path / "h"), "tiny")
+    assert os.environ["EALIGN_PROFILE"] == "tiny"

@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from ealign_dagster.cai.assets import base_model
-from ealign_dagster.inputs.assets import benign_prompts_file
+from ealign_dagster.inputs.assets import benign_prompts_file, coherence_reference_file
 from ealign_dagster.orchestration.automation import evaluation
 from ealign_dagster.orchestration.placement import model_tags
 from ealign_dagster.orchestration.resources import EalignResource
@@ -48,7 +48,7 @@ COHERENCE_SHOWN = ["model_id", "model_kind", "n_items", "ref_loglik", "ci_low", 
                    "incoherent_rate", "incoherent_rate_harmful", "incoherent_rate_benign", "reason"]  # fmt: skip
 
 
-@dg.asset(deps=[eval_generations], kinds={"pytorch", "duckdb"},
+@dg.asset(deps=[eval_generations, coherence_reference_file], kinds={"pytorch", "duckdb"},
           metadata=owns("coherence", "generation_coherence", "coherence_items"), op_tags=model_tags("scoring"), **EVAL)  # fmt: skip
 def coherence(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
     """Coherence next to safety: per model, the log-likelihood of reference answers to benign questions

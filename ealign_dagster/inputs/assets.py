@@ -1,6 +1,6 @@
 """Versioned inputs under `assets/`, observed by Dagster (data version = content hash, validated on
 observation): the taxonomy, one partition per constitution file, the look-alike prompts, the persona
-item bank and the files behind the profile's prompt sources."""
+item bank, the coherence reference answers and the files behind the profile's prompt sources."""
 
 from collections import Counter
 
@@ -57,6 +57,16 @@ def persona_item_bank() -> dg.ObserveResult:
         data_version=dg.DataVersion(versions.item_bank_version()),
         metadata={"items": len(items), "by_subscale": counts_md(Counter(i.subscale for i in items))},
     )
+
+
+@dg.observable_source_asset(group_name=GROUP)
+def coherence_reference_file() -> dg.ObserveResult:
+    """assets/coherence/reference_answers.yaml: benign questions with short reference answers (coherence)."""
+    from ealign_dagster.evaluation.coherence import reference_items
+
+    items, version = reference_items()
+    return dg.ObserveResult(data_version=dg.DataVersion(version),
+                            metadata={"items": items.height, "topics": items["topic"].n_unique()})  # fmt: skip
 
 
 @dg.observable_source_asset(group_name=GROUP)

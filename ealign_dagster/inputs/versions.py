@@ -50,6 +50,13 @@ def item_bank_version() -> str:
     return file_version(item_bank_path())
 
 
+def reference_answers_version() -> str:
+    """The coherence step's reference answers (validated, as the step reads them)."""
+    from ealign_dagster.evaluation.coherence import reference_items
+
+    return reference_items()[1]
+
+
 def source_versions(profile: Profile) -> dict[str, str]:
     from ealign_dagster.prompts.sources import source_files
 
@@ -66,6 +73,7 @@ def all_versions(profile: Profile) -> dict[tuple[str, str | None], str]:
         ("taxonomy_file", None): taxonomy_version(),
         ("benign_prompts_file", None): benign_version(),
         ("persona_item_bank", None): item_bank_version(),
+        ("coherence_reference_file", None): reference_answers_version(),
         ("prompt_source_files", None): prompt_sources_version(profile),
     }
     for name, v in constitution_versions().items():
