@@ -176,6 +176,11 @@ class Store:
         exclude = ", ".join(LINEAGE_COLUMNS)
         return self.query(f'SELECT * EXCLUDE ({exclude}) FROM "{name}" {where}', params)
 
+    def table_if_present(self, name: str) -> pl.DataFrame | None:
+        """`table(name)`, or None where the table was never created (a home from before it existed)."""
+        found = self.query("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ?", [name])
+        return self.table(name) if found["n"][0] else None
+
 
 class Staged(Store):
     """The store as seen from inside an open write transaction (new rows visible, not yet committed)."""

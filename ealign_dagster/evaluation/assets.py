@@ -60,7 +60,7 @@ def coherence(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.M
     gens = ealign.store.table("generations", "ORDER BY model_id, benchmark, prompt_id")
     if gens.is_empty():
         raise ValueError("generations is empty: materialize eval_generations first")
-    previous = {t: _rows_if_present(ealign.store, t) for t in ("generation_coherence", "coherence_items")}
+    previous = {t: ealign.store.table_if_present(t) for t in ("generation_coherence", "coherence_items")}
     summary, per_answer, items = coherence_tables(ealign.cfg, ealign.paths, gens,
                                                   models_under_test(ealign.store, ealign.cfg.study), previous,
                                                   log=context.log.info)  # fmt: skip
@@ -70,9 +70,3 @@ def coherence(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.M
         metadata={"table": md_table(summary, COHERENCE_SHOWN, 60),
                   "incoherent_answers": int(per_answer["incoherent"].sum() or 0)},
     )  # fmt: skip
-
-
-def _rows_if_present(store, table: str) -> pl.DataFrame | None:
-    """A table's rows, or None before it is first written."""
-    found = store.query("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ?", [table])
-    return store.table(table) if found["n"][0] else None

@@ -44,6 +44,6 @@ def coherence_table(coherence: pl.DataFrame, safety: pl.DataFrame, labels: dict[
 
 
 def load(store) -> pl.DataFrame:
-    """The coherence table, or an empty frame before the coherence step first ran."""
-    found = store.query("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'coherence'")
-    return store.table("coherence") if found["n"][0] else pl.DataFrame()
+    """The coherence table, or an empty frame in a home from before it existed."""
+    found = store.table_if_present("coherence")
+    return pl.DataFrame() if found is None else found

@@ -38,12 +38,6 @@ def model_frame(store, study=None) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={c: getattr(pl, t) for c, t in COLUMN_TYPES.items()})
 
 
-def incoherence_flags(store) -> pl.DataFrame | None:
-    """generation_coherence's per-answer flags, or None before the coherence step first ran."""
-    found = store.query("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'generation_coherence'")
-    return store.table("generation_coherence") if found["n"][0] else None
-
-
 @dg.asset(deps=[judgments, coherence], **GROUP, metadata=owns("safety_scores"))
 def safety_scores(context: dg.AssetExecutionContext, ealign: EalignResource) -> dg.MaterializeResult:
     """Rates per model x judge x benchmark x category with Wilson CIs, exact McNemar vs base, Holm."""
@@ -52,7 +46,14 @@ def safety_scores(context: dg.AssetExecutionContext, ealign: EalignResource) -> 
 
     cfg, j, eval_version = ealign.cfg.eval, *comparable_judgments(ealign.store)
     models = model_frame(ealign.store, ealign.cfg.study)
-    df = safety_rows(j, models, load_taxonomy(), cfg.primary_judge, cfg.primary_family, incoherence_flags(ealign.store))
+    df = safety_rows(
+        j,
+        models,
+        load_taxonomy(),
+        cfg.primary_judge,
+        cfg.primary_family,
+        ealign.store.table_if_present("generation_coherence"),
+    )
     df = df.join(models.select("model_id", "model_kind", "constitution", "seed"), on="model_id", how="left")
     versions = j.group_by("model_id", "judge").agg(pl.col("judge_version", "adapter_id", "generation_version").first())
     df = df.join(versions, on=["model_id", "judge"], how="left").with_columns(eval_version=pl.lit(eval_version))
